@@ -1,0 +1,60 @@
+# Asisten Prokus: every set-up step is a target; `make chat` and `make test` need nothing else.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV     := .venv
+NLU_VENV := .venv-nlu
+PROKUS   := $(VENV)/bin/prokus
+NLU_PORT ?= 5005
+CHAT_USER ?= 1
+export NLU_PORT
+
+.PHONY: help setup train db chat test run nlu-serve lint clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed $(NLU_VENV)/.installed ## Create .venv (bot) and .venv-nlu (Rasa) when missing
+
+$(VENV)/.installed: pyproject.toml
+	@echo "==> Bot environment: $(VENV) ($$(python3 --version))"
+	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	@$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	@$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+$(NLU_VENV)/.installed: requirements-nlu.txt requirements-nlu.lock
+	@PY310=$$(scripts/find-python310) || exit 1; \
+	echo "==> NLU environment: $(NLU_VENV) ($$($$PY310 --version), rasa 3.6.21; the first time takes a few minutes)"; \
+	test -x $(NLU_VENV)/bin/python || $$PY310 -m venv $(NLU_VENV); \
+	$(NLU_VENV)/bin/python -m pip install --quiet --upgrade pip; \
+	$(NLU_VENV)/bin/python -m pip install -r requirements-nlu.txt -c requirements-nlu.lock \
+	  | { grep --line-buffered -E '^(Collecting|Successfully installed)' || true; }
+	@$(NLU_VENV)/bin/rasa --version >/dev/null 2>&1 || { echo "rasa did not install in $(NLU_VENV)" >&2; exit 1; }
+	@touch $@
+
+train: setup ## Train the NLU model unless one matches config.yml + nlu/ data
+	@$(PROKUS) nlu train
+
+db: setup ## Migrate the database (DATABASE_URL, default SQLite in data/) and load demo data
+	@$(PROKUS) db upgrade
+	@$(PROKUS) db demo
+
+chat: train db ## Chat in the console (starts and stops a local NLU server); CHAT_USER=ID
+	@$(PROKUS) chat --user $(CHAT_USER)
+
+test: train ## Run the test suite (SQLite, and PostgreSQL when reachable)
+	@$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+run: train db ## Run the Telegram bot (needs TELEGRAM_BOT_TOKEN)
+	@$(PROKUS) run
+
+nlu-serve: train ## Serve the Rasa NLU HTTP API on 127.0.0.1:$(NLU_PORT)
+	@$(PROKUS) nlu serve --port $(NLU_PORT)
+
+lint: $(VENV)/.installed ## Lint with ruff
+	@$(VENV)/bin/ruff check .
+
+clean: ## Remove environments, models and local data
+	rm -rf $(VENV) $(NLU_VENV) models/*.tar.gz .rasa .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The conversation core and one module per capability. Never imports telegram."""

@@ -1,0 +1,33 @@
+"""User-facing texts, loaded once from `responses.yml` (keyed by name)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+DEFAULT_PATH = Path(__file__).with_name("responses.yml")
+
+
+class Responses:
+    """Look up a text by key and fill in its `{placeholders}`."""
+
+    def __init__(self, texts: dict[str, str]) -> None:
+        self._texts = texts
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_PATH) -> Responses:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise ValueError(f"{path} must map names to texts")
+        return cls({k: v.strip() for k, v in data.items()})
+
+    def __call__(self, key: str, **values: object) -> str:
+        return self._texts[key].format(**values) if values else self._texts[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._texts
+
+    def keys(self):
+        return self._texts.keys()

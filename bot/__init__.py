@@ -1,0 +1,1 @@
+"""Channels (console, Telegram), the CLI, settings and wiring."""

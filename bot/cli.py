@@ -1,0 +1,203 @@
+"""The `prokus` command line."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+
+import click
+
+from bot.logging import configure_logging
+from bot.settings import Settings
+
+log = logging.getLogger("prokus")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Asisten Prokus: console chat, Telegram bot, database and NLU tools."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_json)
+    ctx.obj = settings
+
+
+def _status(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@contextlib.contextmanager
+def nlu_url(settings: Settings) -> Iterator[str]:
+    """Yield the NLU server URL: `NLU_URL` if set, else a local server started for us."""
+    if settings.nlu_url:
+        yield settings.nlu_url
+        return
+    from nlu.model import train
+    from nlu.server import NLUServer, free_port, port_is_free
+
+    model = train(settings.project_root, settings.rasa_executable, settings.models_dir)
+    port = settings.nlu_port if port_is_free(settings.nlu_port) else free_port()
+    server = NLUServer(settings.rasa_executable, model, port, settings.data_dir / "nlu-server.log")
+    _status(f"Starting the NLU server on 127.0.0.1:{port} (model {model.name}) ...")
+    with click.progressbar(length=0, label="Loading NLU model", file=sys.stderr) as bar:
+        server.start(on_wait=lambda: bar.update(1))
+    _status("NLU server ready.")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        _status("NLU server stopped.")
+
+
+@main.command()
+@click.option(
+    "--user", "user_id", default="1", show_default=True,
+    help="Console user id; the same id continues its stored conversation.",
+)
+@click.pass_obj
+def chat(settings: Settings, user_id: str) -> None:
+    """Chat with the assistant in this terminal (or from piped lines)."""
+    from bot.app import build_assistant, make_nlu_client
+    from bot.console import run
+
+    # Keep the conversation readable: logs go to a file, not between the messages.
+    configure_logging(settings.log_level, settings.log_json, path=settings.data_dir / "console.log")
+    try:
+        with nlu_url(settings) as url:
+            client = make_nlu_client(settings, url)
+            try:
+                run(build_assistant(settings, client), user_id)
+            finally:
+                client.close()
+    except (FileNotFoundError, RuntimeError, TimeoutError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command("run")
+@click.pass_obj
+def run_bot(settings: Settings) -> None:
+    """Run the Telegram bot (polling)."""
+    if not settings.telegram_bot_token:
+        raise click.ClickException(
+            "TELEGRAM_BOT_TOKEN is not set. Get a token from @BotFather and put it in .env "
+            "(TELEGRAM_BOT_TOKEN=123456:ABC...) or in the environment."
+        )
+    from bot.telegram import run_polling
+
+    try:
+        with nlu_url(settings) as url:
+            run_polling(settings, url)
+    except (FileNotFoundError, RuntimeError, TimeoutError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+class DatabaseGroup(click.Group):
+    """Turn database connection errors into one clear line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import OperationalError
+
+        try:
+            return super().invoke(ctx)
+        except OperationalError as exc:
+            url = make_url(ctx.find_root().obj.database_url).render_as_string(hide_password=True)
+            raise click.ClickException(f"Cannot use the database {url}: {exc.orig}") from exc
+
+
+@main.group(cls=DatabaseGroup)
+def db() -> None:
+    """Database migrations and demo data."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@click.pass_obj
+def db_upgrade(settings: Settings, revision: str) -> None:
+    """Migrate the database (DATABASE_URL) to the latest schema."""
+    from db.migrate import upgrade
+
+    upgrade(settings.database_url, revision)
+    _status("Database is up to date.")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@click.pass_obj
+def db_downgrade(settings: Settings, revision: str) -> None:
+    """Migrate the database down to REVISION (e.g. base)."""
+    from db.migrate import downgrade
+
+    downgrade(settings.database_url, revision)
+    _status(f"Database downgraded to {revision}.")
+
+
+@db.command("demo")
+@click.pass_obj
+def db_demo(settings: Settings) -> None:
+    """Load clearly fake demo records (idempotent)."""
+    from db.demo import load_demo
+    from db.engine import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine).begin() as session:
+        added = load_demo(session)
+    engine.dispose()
+    _status(f"Demo data: {added} fake records added.")
+
+
+@main.group()
+def nlu() -> None:
+    """Train and serve the Rasa NLU model."""
+
+
+@nlu.command("train")
+@click.option("--force", is_flag=True, help="Train even when a model for the current data exists.")
+@click.pass_obj
+def nlu_train(settings: Settings, force: bool) -> None:
+    """Train the NLU model unless one matches config.yml + nlu/ already."""
+    from nlu.model import model_path, train
+
+    target = model_path(settings.project_root, settings.models_dir)
+    if target.exists() and not force:
+        _status(f"NLU model is up to date: {target.name}")
+        return
+    _status(f"Training NLU model {target.name} ...")
+    try:
+        train(settings.project_root, settings.rasa_executable, settings.models_dir, force=force)
+    except (FileNotFoundError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    _status(f"NLU model written: {target}")
+
+
+@nlu.command("serve")
+@click.option("--port", type=int, default=None, help="Port on 127.0.0.1 (default NLU_PORT, 5005).")
+@click.pass_obj
+def nlu_serve(settings: Settings, port: int | None) -> None:
+    """Run the Rasa NLU HTTP API in the foreground until Ctrl-C."""
+    import os
+
+    from nlu.model import model_path, rasa_env
+
+    model = model_path(settings.project_root, settings.models_dir)
+    if not model.exists():
+        raise click.ClickException("No NLU model for the current data; run `make train`.")
+    cmd = [str(settings.rasa_executable), "run", "--enable-api", "-m", str(model),
+           "-i", "127.0.0.1", "-p", str(port or settings.nlu_port)]
+    _status(f"Serving {model.name} on http://127.0.0.1:{port or settings.nlu_port}")
+    os.execve(cmd[0], cmd, rasa_env())
+
+
+@nlu.command("fingerprint")
+@click.pass_obj
+def nlu_fingerprint(settings: Settings) -> None:
+    """Print the fingerprint of config.yml + nlu/ (the model file name)."""
+    from nlu.model import model_path
+
+    click.echo(model_path(settings.project_root, settings.models_dir).name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Database layer: typed SQLAlchemy 2 models, repositories taking a session, migrations."""

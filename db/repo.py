@@ -1,0 +1,42 @@
+"""Repositories: small functions taking the caller's session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from db.models import Conversation, User, utcnow
+
+
+def get_or_create_user(session: Session, channel: str, external_id: str) -> User:
+    """Return the user for (channel, external_id), creating it on first contact."""
+    stmt = select(User).where(User.channel == channel, User.external_id == external_id)
+    user = session.scalars(stmt).one_or_none()
+    if user is None:
+        try:
+            with session.begin_nested():
+                user = User(channel=channel, external_id=external_id)
+                session.add(user)
+        except IntegrityError:  # another process created it at the same moment
+            user = session.scalars(stmt).one()
+    user.last_seen_at = utcnow()
+    return user
+
+
+def load_state(session: Session, user: User) -> dict[str, Any]:
+    """Return a copy of the user's conversation state (empty for a new user)."""
+    conversation = session.get(Conversation, user.id)
+    return dict(conversation.state) if conversation else {}
+
+
+def save_state(session: Session, user: User, state: dict[str, Any]) -> None:
+    """Store the user's conversation state."""
+    conversation = session.get(Conversation, user.id)
+    if conversation is None:
+        session.add(Conversation(user_id=user.id, state=dict(state), updated_at=utcnow()))
+    else:
+        conversation.state = dict(state)
+        conversation.updated_at = utcnow()

@@ -1,0 +1,74 @@
+"""Model fingerprint and training: a model is rebuilt only when its inputs change."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+MODEL_PREFIX = "nlu-"
+
+
+def training_inputs(root: Path) -> list[Path]:
+    """Return every file the model depends on, in a stable order."""
+    files = [root / "config.yml", root / "requirements-nlu.txt"]
+    files += sorted((root / "nlu" / "data").rglob("*.yml"))
+    components = root / "nlu" / "components"
+    if components.is_dir():
+        files += sorted(components.rglob("*.py"))
+    return [f for f in files if f.is_file()]
+
+
+def fingerprint(root: Path) -> str:
+    """Return a short hash of the config, training data and custom components."""
+    digest = hashlib.sha256()
+    for path in training_inputs(root):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def model_path(root: Path, models_dir: Path | None = None) -> Path:
+    """Return where the model for the current inputs lives (it may not exist yet)."""
+    return (models_dir or root / "models") / f"{MODEL_PREFIX}{fingerprint(root)}.tar.gz"
+
+
+def rasa_env() -> dict[str, str]:
+    """Return the environment for Rasa subprocesses: no telemetry, quiet TensorFlow."""
+    env = dict(os.environ)
+    env.update(
+        RASA_TELEMETRY_ENABLED="false",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        SQLALCHEMY_SILENCE_UBER_WARNING="1",
+        PYTHONWARNINGS="ignore",
+    )
+    return env
+
+
+def train(root: Path, rasa_bin: Path, models_dir: Path | None = None, force: bool = False) -> Path:
+    """Train the NLU model unless one with the current fingerprint exists; return its path."""
+    target = model_path(root, models_dir)
+    if target.exists() and not force:
+        return target
+    if not rasa_bin.exists():
+        raise FileNotFoundError(
+            f"Rasa is not installed at {rasa_bin}; run `make setup` first."
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        str(rasa_bin), "train", "nlu",
+        "--config", str(root / "config.yml"),
+        "--nlu", str(root / "nlu" / "data"),
+        "--out", str(target.parent),
+        "--fixed-model-name", target.name.removesuffix(".tar.gz"),
+    ]
+    subprocess.run(cmd, cwd=root, env=rasa_env(), check=True)
+    if not target.exists():
+        raise RuntimeError(f"Rasa finished but {target} was not written")
+    for old in target.parent.glob(f"{MODEL_PREFIX}*.tar.gz"):
+        if old != target:
+            old.unlink()
+    return target

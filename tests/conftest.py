@@ -1,0 +1,169 @@
+"""Shared fixtures: a temporary database per test (SQLite, and PostgreSQL when reachable),
+a fake NLU for routing tests, and the real Rasa NLU server for the session."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from actions.dialogue import Dialogue
+from actions.responses import Responses
+from bot.app import Assistant
+from bot.settings import Settings
+from db.engine import make_engine, make_sessionmaker
+from db.migrate import upgrade
+from nlu.client import NLUUnavailable, Parse
+
+PG_ADMIN_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_PG = os.environ.get("PROKUS_REQUIRE_POSTGRES") == "1"
+
+
+def _pg_available() -> bool:
+    try:
+        with psycopg.connect(_libpq(PG_ADMIN_URL), connect_timeout=2):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+@pytest.fixture(scope="session")
+def pg_available() -> bool:
+    available = _pg_available()
+    if not available and REQUIRE_PG:
+        pytest.fail(f"PostgreSQL is required (PROKUS_REQUIRE_POSTGRES=1) but {PG_ADMIN_URL} "
+                    "does not answer")
+    return available
+
+
+@pytest.fixture
+def postgres_url(pg_available: bool) -> Iterator[str]:
+    """Create a throw-away PostgreSQL database and drop it afterwards."""
+    if not pg_available:
+        pytest.skip("PostgreSQL is not reachable")
+    name = f"prokus_test_{uuid.uuid4().hex[:12]}"
+    admin = _libpq(PG_ADMIN_URL)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path: Path) -> str:
+    """A fresh, empty database URL: once on SQLite, once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A migrated database on both back-ends."""
+    upgrade(db_url)
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    """A migrated SQLite database, for tests that are not about the back-end."""
+    url = f"sqlite:///{tmp_path / 'core.db'}"
+    upgrade(url)
+    eng = make_engine(url)
+    yield eng
+    eng.dispose()
+
+
+class FakeNLU:
+    """Keyword NLU for routing tests: first matching keyword wins; can be switched off."""
+
+    def __init__(self, rules: dict[str, tuple[str, float]] | None = None) -> None:
+        self.rules = rules or {
+            "halo": ("greet", 0.98),
+            "makasih": ("thanks", 0.97),
+            "dadah": ("goodbye", 0.95),
+            "bingung": ("help", 0.9),
+            "sim": ("out_of_scope", 0.92),
+            "prokus apa": ("faq", 0.95),
+            "hmm": ("greet", 0.2),
+        }
+        self.down = False
+        self.seen: list[str] = []
+
+    def parse(self, text: str) -> Parse:
+        self.seen.append(text)
+        if self.down:
+            raise NLUUnavailable("fake server down")
+        for keyword, (intent, confidence) in self.rules.items():
+            if keyword in text.lower():
+                selector = {}
+                if intent == "faq":
+                    selector = {"faq": {"response": {"intent_response_key": "faq/what_is_prokus"}}}
+                return Parse(intent, confidence, response_selector=selector)
+        return Parse("nlu_fallback", 0.3)
+
+
+@pytest.fixture
+def fake_nlu() -> FakeNLU:
+    return FakeNLU()
+
+
+@pytest.fixture(scope="session")
+def texts() -> Responses:
+    return Responses.load()
+
+
+@pytest.fixture
+def assistant(sqlite_engine: Engine, fake_nlu: FakeNLU, texts: Responses) -> Assistant:
+    return Assistant(Dialogue(fake_nlu, texts), make_sessionmaker(sqlite_engine))
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="session")
+def nlu_server_url(settings: Settings, tmp_path_factory) -> Iterator[str]:
+    """The real Rasa NLU server with the current model, on a free loopback port."""
+    from nlu.model import train
+    from nlu.server import NLUServer, free_port
+
+    model = train(settings.project_root, settings.rasa_executable, settings.models_dir)
+    log_file = tmp_path_factory.mktemp("nlu") / "server.log"
+    server = NLUServer(settings.rasa_executable, model, free_port(), log_file)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """configure_logging() replaces root handlers; put them back after each test."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

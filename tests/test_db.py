@@ -1,0 +1,74 @@
+"""Migrations and repositories, on SQLite and on PostgreSQL."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import func, inspect, select
+
+from db import repo
+from db.demo import DEMO_KPM, load_demo
+from db.engine import make_engine, make_sessionmaker
+from db.migrate import downgrade, upgrade
+from db.models import Kpm, User
+
+
+def test_upgrade_creates_the_schema_and_downgrade_removes_it(db_url):
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+        assert {"users", "conversations", "kpm", "alembic_version"} <= tables
+        downgrade(db_url, "base")
+        assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+        upgrade(db_url)  # and back up again
+        assert "users" in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+STATE = {"form": {"name": "x", "slots": {"a": 1}}, "n": [1, 2], "teks": "ÿ 😀"}
+
+
+def test_state_round_trip(engine):
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as session:
+        user = repo.get_or_create_user(session, "telegram", "100")
+        assert repo.load_state(session, user) == {}
+        repo.save_state(session, user, STATE)
+    with sessions.begin() as session:
+        user = repo.get_or_create_user(session, "telegram", "100")
+        assert repo.load_state(session, user) == STATE
+        repo.save_state(session, user, {"n": 3})
+    with sessions.begin() as session:
+        user = repo.get_or_create_user(session, "telegram", "100")
+        assert repo.load_state(session, user) == {"n": 3}
+        assert session.scalar(select(func.count()).select_from(User)) == 1
+
+
+def test_same_external_id_on_two_channels_are_two_users(engine):
+    with make_sessionmaker(engine).begin() as session:
+        a = repo.get_or_create_user(session, "telegram", "5")
+        b = repo.get_or_create_user(session, "console", "5")
+        assert a.id != b.id
+
+
+def test_concurrent_first_contact_creates_one_user(engine):
+    sessions = make_sessionmaker(engine)
+
+    def first_contact(_):
+        with sessions.begin() as session:
+            return repo.get_or_create_user(session, "telegram", "777").id
+
+    with ThreadPoolExecutor(4) as pool:
+        ids = set(pool.map(first_contact, range(8)))
+    assert len(ids) == 1
+
+
+def test_demo_data_is_fake_and_idempotent(engine):
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as session:
+        assert load_demo(session) == len(DEMO_KPM)
+    with sessions.begin() as session:
+        assert load_demo(session) == 0
+        names = session.scalars(select(Kpm.nama)).all()
+    assert len(names) == len(DEMO_KPM)
+    assert all("FIKTIF" in n for n in names)
