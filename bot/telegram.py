@@ -1,0 +1,228 @@
+"""The Telegram channel (python-telegram-bot 22): updates in, the core's replies out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable
+from typing import Any
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllPrivateChats,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.constants import ChatAction
+from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    BaseUpdateProcessor,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from actions.types import Contact, Reply, Turn
+from bot.app import Assistant
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+CALLBACK_DATA_LIMIT = 64  # bytes, Telegram's limit for callback_data
+
+# Shown in the "/" menu of private chats.
+COMMANDS = [
+    ("start", "Mulai dan lihat menu"),
+    ("menu", "Menu utama"),
+    ("bantuan", "Cara memakai asisten"),
+    ("batal", "Hentikan proses yang sedang berjalan"),
+]
+
+
+class PerUserUpdateProcessor(BaseUpdateProcessor):
+    """Handle different users concurrently, but each user's updates one at a time, in order."""
+
+    def __init__(self, max_concurrent_updates: int = 64) -> None:
+        super().__init__(max_concurrent_updates)
+        self._locks: dict[int, tuple[asyncio.Lock, list[int]]] = {}
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        user = update.effective_user if isinstance(update, Update) else None
+        if user is None:
+            await coroutine
+            return
+        lock, users = self._locks.setdefault(user.id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            users[0] -= 1
+            if users[0] == 0:  # nobody waiting: forget the lock
+                self._locks.pop(user.id, None)
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+
+def keyboard(reply: Reply, contact_label: str) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
+    """Render a reply's buttons: inline buttons, or a one-time "share contact" keyboard."""
+    if reply.ask_contact:
+        rows = [[KeyboardButton(contact_label, request_contact=True)]]
+        rows += [[KeyboardButton(b.label)] for b in reply.buttons]
+        return ReplyKeyboardMarkup(rows, one_time_keyboard=True, resize_keyboard=True)
+    if not reply.buttons:
+        return None
+    for button in reply.buttons:
+        if len(button.payload.encode()) > CALLBACK_DATA_LIMIT:
+            raise ValueError(f"callback data too long: {button.payload!r}")
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.label, callback_data=b.payload)] for b in reply.buttons]
+    )
+
+
+class TelegramChannel:
+    """Callbacks that turn updates into Turns and send the core's replies back."""
+
+    def __init__(self, assistant: Assistant) -> None:
+        self.assistant = assistant
+        self.texts = assistant.dialogue.texts
+
+    async def _respond(self, update: Update, context: ContextTypes.DEFAULT_TYPE, turn: Turn):
+        chat_id = update.effective_chat.id
+        typing = asyncio.create_task(self._keep_typing(context, chat_id))
+        try:
+            replies = await asyncio.to_thread(self.assistant.handle, turn)
+        finally:
+            typing.cancel()
+        await self.send(context, chat_id, replies)
+
+    @staticmethod
+    async def _keep_typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None:
+        """Show "typing..." while the core works (Telegram shows it for about 5 s)."""
+        with contextlib.suppress(TelegramError, asyncio.CancelledError):
+            while True:
+                await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
+                await asyncio.sleep(4.5)
+
+    async def send(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, replies: list[Reply]):
+        """Send replies in order; a user who blocked the bot is logged, not retried."""
+        for reply in replies:
+            try:
+                markup = keyboard(reply, self.texts("share_contact_button"))
+                await context.bot.send_message(chat_id, reply.text, reply_markup=markup)
+            except Forbidden:
+                log.info("user blocked the bot", extra={"chat": "private"})
+                return
+
+    def _turn(self, update: Update, **kw: Any) -> Turn:
+        return Turn(CHANNEL, str(update.effective_user.id), **kw)
+
+    async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Pass a private text message or command to the core."""
+        await self._respond(update, context, self._turn(update, text=update.message.text))
+
+    async def on_contact(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Pass a shared contact to the core, saying whose contact it is."""
+        contact = update.message.contact
+        owner = str(contact.user_id) if contact.user_id is not None else None
+        turn = self._turn(update, contact=Contact(contact.phone_number, user_id=owner))
+        await self._respond(update, context, turn)
+
+    async def on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Answer an inline button press, mark the choice on its message, then reply."""
+        query = update.callback_query
+        with contextlib.suppress(BadRequest):
+            await query.answer()
+        message = query.message
+        if message is not None and getattr(message, "reply_markup", None):
+            label = next(
+                (b.text for row in message.reply_markup.inline_keyboard for b in row
+                 if b.callback_data == query.data),
+                None,
+            )
+            with contextlib.suppress(BadRequest):
+                if label:
+                    await query.edit_message_text(f"{message.text}\n\n➡️ {label}")
+                else:
+                    await query.edit_message_reply_markup(None)
+        await self._respond(update, context, self._turn(update, payload=query.data))
+
+    async def on_other_media(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Say politely that only text can be read."""
+        await self.send(context, update.effective_chat.id, [Reply(self.texts("text_only"))])
+
+    async def on_group_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """In groups, answer commands only, with a pointer to a private chat."""
+        username = context.bot.username
+        await update.effective_message.reply_text(
+            self.texts("group_only", link=f"https://t.me/{username}")
+        )
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Log errors (redacted by the log formatter) and apologise when we can."""
+        log.error("telegram handler failed", exc_info=context.error)
+        if isinstance(update, Update) and update.effective_chat is not None:
+            with contextlib.suppress(TelegramError):
+                await context.bot.send_message(
+                    update.effective_chat.id, self.texts("internal_error"),
+                    reply_markup=ReplyKeyboardRemove(),
+                )
+
+
+async def on_startup(application: Application) -> None:
+    """Register the command menu shown in private chats."""
+    await application.bot.set_my_commands(
+        [BotCommand(name, description) for name, description in COMMANDS],
+        scope=BotCommandScopeAllPrivateChats(),
+    )
+
+
+def build_application(
+    token: str, assistant: Assistant, base_url: str = "https://api.telegram.org/bot"
+) -> Application:
+    """Wire the Telegram application: handlers in one place, as in PTB's examples."""
+    channel = TelegramChannel(assistant)
+    app = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(base_url)
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .concurrent_updates(PerUserUpdateProcessor())
+        .post_init(on_startup)
+        .build()
+    )
+    private = filters.ChatType.PRIVATE
+    groups = filters.ChatType.GROUPS
+    app.add_handler(MessageHandler(groups & filters.COMMAND, channel.on_group_command))
+    app.add_handler(MessageHandler(private & filters.TEXT, channel.on_text))
+    app.add_handler(MessageHandler(private & filters.CONTACT, channel.on_contact))
+    app.add_handler(MessageHandler(private & ~filters.StatusUpdate.ALL, channel.on_other_media))
+    app.add_handler(CallbackQueryHandler(channel.on_callback))
+    app.add_error_handler(channel.on_error)
+    return app
+
+
+def run_polling(settings, nlu_url: str) -> None:
+    """Run the bot with long polling until interrupted."""
+    from bot.app import build_assistant, make_nlu_client
+
+    client = make_nlu_client(settings, nlu_url)
+    assistant = build_assistant(settings, client)
+    app = build_application(settings.telegram_bot_token, assistant, settings.telegram_api_url)
+    try:
+        app.run_polling(allowed_updates=Update.ALL_TYPES)
+    finally:
+        client.close()

@@ -1,0 +1,155 @@
+"""End-to-end: the real PTB bot, the real NLU model, and the fake Bot API over HTTP."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from actions.dialogue import Dialogue
+from bot.app import Assistant
+from bot.telegram import COMMANDS, build_application
+from db.engine import make_sessionmaker
+from nlu.client import NLUClient
+from tests.fakes.tcp_proxy import TcpProxy
+from tests.fakes.telegram_api import BOT_USERNAME, FakeTelegram
+from tests.telegram_harness import BotRunner, Chat
+
+pytestmark = pytest.mark.nlu
+
+
+@pytest.fixture
+def fake():
+    server = FakeTelegram().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def nlu_proxy(nlu_server_url):
+    proxy = TcpProxy(int(nlu_server_url.rsplit(":", 1)[1]))
+    proxy.start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def bot(fake, nlu_proxy, sqlite_engine, texts):
+    client = NLUClient(nlu_proxy.url, timeout=3.0, retries=1)
+    assistant = Assistant(Dialogue(client, texts), make_sessionmaker(sqlite_engine))
+    runner = BotRunner(build_application(fake.token, assistant, fake.base_url)).start()
+    yield runner
+    runner.stop()
+    client.close()
+
+
+def test_start_greets_with_privacy_notice_menu_and_commands(fake, bot, texts):
+    chat = Chat(fake, 1001)
+    chat.command("start").expect("Asisten Prokus").expect("PIN, OTP")
+    assert len(chat.last.text.splitlines()) == 2
+    assert chat.buttons() == ["Apa itu Prokus?", "Siapa yang bisa ikut?", "Bantuan"]
+    registered = fake.api_getmycommands({"scope": {"type": "all_private_chats"}})
+    assert [c["command"] for c in registered] == [name for name, _ in COMMANDS]
+    chat.command("menu").expect(texts("menu"))
+    chat.command("bantuan").expect(texts("help").splitlines()[0])
+    chat.command("batal").expect(texts("cancel_idle"))
+
+
+def test_free_text_is_understood_with_typing_indicator(fake, bot, texts):
+    Chat(fake, 1002).send("halo kak").expect(texts("greet"))
+    assert (1002, "typing") in fake.chat_actions
+
+
+def test_button_press_answers_callback_marks_choice_and_replies(fake, bot, texts):
+    chat = Chat(fake, 1003).command("start").expect("PIN, OTP")
+    menu_message = chat.last
+    chat.press("Siapa yang bisa ikut?").expect("graduasi")
+    assert fake.callback_answers, "the callback query was answered"
+    edited = next(m for m in fake.messages(1003) if m.message_id == menu_message.message_id)
+    assert edited.edits, "the menu message was edited"
+    assert edited.text.endswith("➡️ Siapa yang bisa ikut?")
+    assert edited.reply_markup is None, "its buttons were removed"
+
+
+def test_typing_a_menu_label_works_like_pressing_it(fake, bot, texts):
+    Chat(fake, 1004).command("start").expect("PIN").send("Apa itu Prokus?").expect(
+        texts("faq/what_is_prokus").splitlines()[0]
+    )
+
+
+@pytest.mark.parametrize("push", ["push_sticker", "push_photo", "push_voice",
+                                  "push_document", "push_location"])
+def test_non_text_messages_get_a_polite_text_only_reply(fake, bot, texts, push):
+    getattr(fake, push)(1005)
+    Chat(fake, 1005, timeout=10).expect(texts("text_only"))
+
+
+def test_shared_contact_outside_a_form(fake, bot, texts):
+    Chat(fake, 1006).share_contact("+6281234567890").expect(texts("contact_not_needed"))
+
+
+def test_emoji_only_and_unknown_command(fake, bot, texts):
+    Chat(fake, 1007).send("🙏🙏").expect(texts("no_words")).send("/hapus").expect(
+        texts("unknown_command")
+    )
+
+
+def test_group_chats_get_commands_only(fake, bot, texts):
+    group = -100123
+    fake.push_text(1008, "halo semua", chat_type="group", chat_id=group)
+    fake.push_text(1008, "/start", chat_type="group", chat_id=group)
+    reply = fake.wait_for(lambda: fake.texts(group), 10)
+    assert reply == [texts("group_only", link=f"https://t.me/{BOT_USERNAME}")]
+    time.sleep(1.0)
+    assert len(fake.texts(group)) == 1, "the plain group message got no answer"
+
+
+def test_nlu_down_and_back(fake, bot, nlu_proxy, texts):
+    chat = Chat(fake, 1009)
+    chat.send("halo kak").expect(texts("greet"))
+    nlu_proxy.stop()
+    chat.send("halo kak").expect(texts("nlu_down"))
+    assert chat.buttons(), "the apology comes with the main menu"
+    nlu_proxy.start()
+    chat.send("halo kak").expect(texts("greet"))
+
+
+def test_429_is_waited_out_then_delivered_once(fake, bot, texts):
+    fake.inject("429", method="sendMessage", chat_id=1010, retry_after=1, count=1)
+    started = time.monotonic()
+    Chat(fake, 1010).send("halo kak").expect(texts("greet"))
+    assert time.monotonic() - started >= 1.0, "the bot waited retry_after"
+    assert fake.texts(1010).count(texts("greet")) == 1
+    assert len([c for c in fake.calls_to("sendMessage") if c["chat_id"] == 1010]) == 2
+
+
+def test_a_user_who_blocked_the_bot_does_not_stop_others(fake, bot, texts):
+    fake.block(1011)
+    fake.push_text(1011, "halo kak")
+    Chat(fake, 1012).send("halo kak").expect(texts("greet"))
+    assert fake.texts(1011) == []
+
+
+def test_prokus_run_serves_telegram_and_stops_cleanly(fake, nlu_server_url, tmp_path, texts):
+    """The production entry point (`make run` -> `prokus run`) against the fake Bot API."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    prokus = str(Path(sys.executable).with_name("prokus"))
+    env = dict(os.environ, TELEGRAM_BOT_TOKEN=fake.token, TELEGRAM_API_URL=fake.base_url,
+               NLU_URL=nlu_server_url, DATABASE_URL=f"sqlite:///{tmp_path}/run.db")
+    subprocess.run([prokus, "db", "upgrade"], env=env, check=True, capture_output=True)
+    process = subprocess.Popen([prokus, "run"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        assert fake.wait_for(lambda: fake.calls_to("getUpdates"), 30), "the bot polls"
+        Chat(fake, 1013).command("start").expect("Asisten Prokus").send("halo kak").expect(
+            texts("greet"))
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert fake.token.split(":")[1] not in stderr, "the token never reaches the logs"
