@@ -10,7 +10,7 @@ NLU_PORT ?= 5005
 CHAT_USER ?= 1
 export NLU_PORT
 
-.PHONY: help setup train db chat test run nlu-serve lint clean
+.PHONY: help setup train db chat test run nlu-serve nlu-eval nlu-validate nlu-compare lint clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,16 @@ run: train db ## Run the Telegram bot (needs TELEGRAM_BOT_TOKEN)
 
 nlu-serve: train ## Serve the Rasa NLU HTTP API on 127.0.0.1:$(NLU_PORT)
 	@$(PROKUS) nlu serve --port $(NLU_PORT)
+
+nlu-eval: train ## Evaluate the model on the held-out set (figures + results/nlu-eval*.*)
+	@$(PROKUS) nlu eval
+
+nlu-validate: setup ## Check the NLU data with `rasa data validate`
+	@cd $(CURDIR) && PYTHONPATH=$(CURDIR) RASA_TELEMETRY_ENABLED=false $(NLU_VENV)/bin/rasa data validate \
+	  --config config.yml --domain nlu/domain.yml --data nlu/data --fail-on-warnings
+
+nlu-compare: setup ## Compare pipelines, 5-fold CV, timings (slow: ~30 min) -> results/nlu-compare.json
+	@$(NLU_VENV)/bin/python scripts/nlu_compare.py --folds $(or $(FOLDS),5)
 
 lint: $(VENV)/.installed ## Lint with ruff
 	@$(VENV)/bin/ruff check .

@@ -12,12 +12,8 @@ from actions.types import Button, Reply, Turn
 from db.models import User
 from nlu.client import Parse
 
-# The main menu: (label key in responses.yml, payload). Payloads are "/intent".
-MAIN_MENU: tuple[tuple[str, str], ...] = (
-    ("menu_what_is_prokus", "/faq/what_is_prokus"),
-    ("menu_requirements", "/faq/requirements"),
-    ("menu_help", "/help"),
-)
+# The main menu: intents offered as buttons (payload "/intent", label "label/<intent>").
+MAIN_MENU: tuple[str, ...] = ("faq/what_is_prokus", "faq/requirements", "faq/cost", "help")
 
 
 @dataclass
@@ -43,5 +39,9 @@ class Context:
         """Append the text named `key` (from responses.yml) as a reply."""
         self.replies.append(Reply(self.texts(key, **values), buttons, ask_contact))
 
+    def button(self, intent: str) -> Button:
+        """A button that triggers `intent`, labelled from responses.yml."""
+        return Button(self.texts(f"label/{intent}"), f"/{intent}")
+
     def main_menu(self) -> tuple[Button, ...]:
-        return tuple(Button(self.texts(label), payload) for label, payload in MAIN_MENU)
+        return tuple(self.button(intent) for intent in MAIN_MENU)

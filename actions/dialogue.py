@@ -10,7 +10,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from actions import faq, smalltalk
+from actions import fallback, faq, smalltalk, support
 from actions.context import Context
 from actions.responses import Responses
 from actions.sanitize import Problem, check
@@ -30,6 +30,9 @@ COMMANDS = {
     "/help": "help",
     "/batal": "cancel",
 }
+
+# Outcomes that do not count as understanding the user (they keep the miss counter).
+NOT_UNDERSTOOD = {"nlu_fallback", "other", "unknown_command", "bad_input", "nlu_unavailable"}
 
 # Words that always mean "show me the menu", whatever the NLU thinks.
 MENU_WORDS = {"menu", "menu utama", "kembali ke menu"}
@@ -51,7 +54,9 @@ class Dialogue:
         self.nlu = nlu
         self.texts = texts
         self.threshold = threshold
-        self.handlers: dict[str, Handler] = dict(smalltalk.HANDLERS)
+        self.handlers: dict[str, Handler] = {
+            **smalltalk.HANDLERS, **support.HANDLERS, **fallback.HANDLERS,
+        }
 
     def respond(self, session: Session, turn: Turn) -> list[Reply]:
         """Handle one turn inside the caller's session; the caller commits."""
@@ -66,6 +71,8 @@ class Dialogue:
         if offered:
             state["buttons"] = offered
         state["last_intent"] = ctx.intent
+        if ctx.intent not in NOT_UNDERSTOOD:
+            state.pop("misses", None)
         repo.save_state(session, user, state)
         log.info(
             "turn",
@@ -129,8 +136,7 @@ class Dialogue:
         if parse.intent == "nlu_fallback" or parse.confidence < self.threshold:
             return "nlu_fallback"
         if parse.intent == "faq":
-            selected = parse.response_selector.get("faq", {}).get("response", {})
-            return selected.get("intent_response_key") or "nlu_fallback"
+            return parse.faq_key or "nlu_fallback"
         return parse.intent
 
     def _dispatch(self, ctx: Context) -> None:
@@ -141,4 +147,4 @@ class Dialogue:
         elif ctx.intent == "unknown_command":
             ctx.say("unknown_command", buttons=ctx.main_menu())
         else:
-            ctx.say("fallback", buttons=ctx.main_menu())
+            fallback.fallback(ctx)

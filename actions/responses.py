@@ -29,5 +29,9 @@ class Responses:
     def __contains__(self, key: str) -> bool:
         return key in self._texts
 
-    def keys(self):
-        return self._texts.keys()
+    def __iter__(self):
+        return iter(self._texts)
+
+    def raw(self, key: str) -> str:
+        """The text with its `{placeholders}` unfilled."""
+        return self._texts[key]

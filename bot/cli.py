@@ -6,6 +6,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import click
 
@@ -39,7 +40,10 @@ def nlu_url(settings: Settings) -> Iterator[str]:
 
     model = train(settings.project_root, settings.rasa_executable, settings.models_dir)
     port = settings.nlu_port if port_is_free(settings.nlu_port) else free_port()
-    server = NLUServer(settings.rasa_executable, model, port, settings.data_dir / "nlu-server.log")
+    server = NLUServer(
+        settings.rasa_executable, model, port, settings.data_dir / "nlu-server.log",
+        settings.project_root,
+    )
     _status(f"Starting the NLU server on 127.0.0.1:{port} (model {model.name}) ...")
     with click.progressbar(length=0, label="Loading NLU model", file=sys.stderr) as bar:
         server.start(on_wait=lambda: bar.update(1))
@@ -187,7 +191,39 @@ def nlu_serve(settings: Settings, port: int | None) -> None:
     cmd = [str(settings.rasa_executable), "run", "--enable-api", "-m", str(model),
            "-i", "127.0.0.1", "-p", str(port or settings.nlu_port)]
     _status(f"Serving {model.name} on http://127.0.0.1:{port or settings.nlu_port}")
-    os.execve(cmd[0], cmd, rasa_env())
+    os.chdir(settings.project_root)
+    os.execve(cmd[0], cmd, rasa_env(settings.project_root))
+
+
+@nlu.command("eval")
+@click.option("--test-set", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Rasa NLU YAML file (default nlu/tests/test_set.yml).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Where to write nlu-eval.json and the confusion report (default results/).")
+@click.pass_obj
+def nlu_eval(settings: Settings, test_set: Path | None, out_dir: Path | None) -> None:
+    """Evaluate the model on the held-out test set through the NLU HTTP server."""
+    import httpx
+
+    from nlu.evaluation import format_summary, load_examples, run, write_report
+
+    examples = load_examples(test_set or settings.project_root / "nlu" / "tests" / "test_set.yml")
+    try:
+        with nlu_url(settings) as url, httpx.Client(base_url=url, timeout=30) as http:
+
+            def parse(text: str) -> dict:
+                response = http.post("/model/parse", json={"text": text})
+                response.raise_for_status()
+                return response.json()
+
+            with click.progressbar(examples, label="Parsing held-out set",
+                                   file=sys.stderr) as bar:
+                report = run(examples, parse, progress=lambda items: bar)
+    except (FileNotFoundError, RuntimeError, TimeoutError, httpx.HTTPError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    json_path, md_path = write_report(report, out_dir or settings.project_root / "results")
+    click.echo(format_summary(report))
+    click.echo(f"report: {json_path}  confusion: {md_path}")
 
 
 @nlu.command("fingerprint")

@@ -33,6 +33,16 @@ class Parse:
     ranking: tuple[tuple[str, float], ...] = field(default=())
     response_selector: dict = field(default_factory=dict, compare=False)
 
+    @property
+    def faq_key(self) -> str | None:
+        """The FAQ sub-intent the ResponseSelector chose, e.g. `faq/cost`."""
+        selected = self.response_selector.get("faq", {}).get("response", {})
+        return selected.get("intent_response_key")
+
+    def entity(self, name: str) -> str | None:
+        """The first value found for entity `name`."""
+        return next((e.value for e in self.entities if e.entity == name), None)
+
     @classmethod
     def from_rasa(cls, data: dict) -> Parse:
         intent = data.get("intent") or {}

@@ -12,11 +12,11 @@ MODEL_PREFIX = "nlu-"
 
 def training_inputs(root: Path) -> list[Path]:
     """Return every file the model depends on, in a stable order."""
-    files = [root / "config.yml", root / "requirements-nlu.txt"]
+    files = [root / "config.yml", root / "requirements-nlu.txt", root / "nlu" / "domain.yml"]
     files += sorted((root / "nlu" / "data").rglob("*.yml"))
     components = root / "nlu" / "components"
     if components.is_dir():
-        files += sorted(components.rglob("*.py"))
+        files += sorted(p for p in components.rglob("*") if p.suffix in (".py", ".yml"))
     return [f for f in files if f.is_file()]
 
 
@@ -36,10 +36,12 @@ def model_path(root: Path, models_dir: Path | None = None) -> Path:
     return (models_dir or root / "models") / f"{MODEL_PREFIX}{fingerprint(root)}.tar.gz"
 
 
-def rasa_env() -> dict[str, str]:
-    """Return the environment for Rasa subprocesses: no telemetry, quiet TensorFlow."""
+def rasa_env(root: Path) -> dict[str, str]:
+    """Return the environment for Rasa subprocesses: our components importable, no
+    telemetry, quiet TensorFlow."""
     env = dict(os.environ)
     env.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH", "")])),
         RASA_TELEMETRY_ENABLED="false",
         TF_CPP_MIN_LOG_LEVEL="2",
         SQLALCHEMY_SILENCE_UBER_WARNING="1",
@@ -62,10 +64,11 @@ def train(root: Path, rasa_bin: Path, models_dir: Path | None = None, force: boo
         str(rasa_bin), "train", "nlu",
         "--config", str(root / "config.yml"),
         "--nlu", str(root / "nlu" / "data"),
+        "--domain", str(root / "nlu" / "domain.yml"),
         "--out", str(target.parent),
         "--fixed-model-name", target.name.removesuffix(".tar.gz"),
     ]
-    subprocess.run(cmd, cwd=root, env=rasa_env(), check=True)
+    subprocess.run(cmd, cwd=root, env=rasa_env(root), check=True)
     if not target.exists():
         raise RuntimeError(f"Rasa finished but {target} was not written")
     for old in target.parent.glob(f"{MODEL_PREFIX}*.tar.gz"):

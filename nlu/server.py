@@ -33,7 +33,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 class NLUServer:
     """A Rasa NLU server in a child process, listening on 127.0.0.1 only."""
 
-    def __init__(self, rasa_bin: Path, model: Path, port: int, log_file: Path) -> None:
+    def __init__(
+        self, rasa_bin: Path, model: Path, port: int, log_file: Path, project_root: Path
+    ) -> None:
+        self.project_root = project_root
         self.rasa_bin = rasa_bin
         self.model = model
         self.port = port
@@ -58,7 +61,8 @@ class NLUServer:
         ]
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env=rasa_env(),
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=rasa_env(self.project_root),
+                cwd=self.project_root,
                 start_new_session=True,
             )
         deadline = time.monotonic() + timeout

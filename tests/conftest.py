@@ -95,7 +95,7 @@ def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
 class FakeNLU:
     """Keyword NLU for routing tests: first matching keyword wins; can be switched off."""
 
-    def __init__(self, rules: dict[str, tuple[str, float]] | None = None) -> None:
+    def __init__(self, rules: dict[str, tuple[str, float] | Parse] | None = None) -> None:
         self.rules = rules or {
             "halo": ("greet", 0.98),
             "makasih": ("thanks", 0.97),
@@ -112,8 +112,11 @@ class FakeNLU:
         self.seen.append(text)
         if self.down:
             raise NLUUnavailable("fake server down")
-        for keyword, (intent, confidence) in self.rules.items():
+        for keyword, rule in self.rules.items():
             if keyword in text.lower():
+                if isinstance(rule, Parse):
+                    return rule
+                intent, confidence = rule
                 selector = {}
                 if intent == "faq":
                     selector = {"faq": {"response": {"intent_response_key": "faq/what_is_prokus"}}}
@@ -149,7 +152,9 @@ def nlu_server_url(settings: Settings, tmp_path_factory) -> Iterator[str]:
 
     model = train(settings.project_root, settings.rasa_executable, settings.models_dir)
     log_file = tmp_path_factory.mktemp("nlu") / "server.log"
-    server = NLUServer(settings.rasa_executable, model, free_port(), log_file)
+    server = NLUServer(
+        settings.rasa_executable, model, free_port(), log_file, settings.project_root
+    )
     server.start()
     try:
         yield server.url

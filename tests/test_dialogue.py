@@ -5,6 +5,7 @@ from actions.dialogue import Dialogue
 from actions.types import Contact, Turn
 from bot.app import Assistant
 from db.engine import make_sessionmaker
+from nlu.client import Parse
 
 
 def say(assistant, text=None, user="7", **kw):
@@ -15,7 +16,7 @@ def payloads(replies):
     return [b.payload for r in replies for b in r.buttons]
 
 
-MENU = [payload for _, payload in MAIN_MENU]
+MENU = [f"/{intent}" for intent in MAIN_MENU]
 
 
 def test_start_shows_welcome_privacy_and_menu(assistant, texts):
@@ -38,10 +39,38 @@ def test_faq_retrieval_intent_uses_the_selected_answer(assistant, texts):
 
 
 def test_low_confidence_and_unknown_get_fallback_with_menu(assistant, texts):
-    for text in ("hmm", "qwerty asdf"):
-        replies = say(assistant, text)
-        assert replies[0].text == texts("fallback")
-        assert payloads(replies) == MENU
+    replies = say(assistant, "hmm")
+    assert replies[0].text == texts("fallback")
+    assert payloads(replies) == MENU
+    # A second miss in a row also offers a person.
+    replies = say(assistant, "qwerty asdf")
+    assert replies[0].text == texts("fallback_again")
+    assert payloads(replies) == MENU + ["/human_handoff"]
+    # Understanding something resets the count.
+    say(assistant, "halo")
+    assert say(assistant, "qwerty")[0].text == texts("fallback")
+
+
+def test_two_close_intents_are_offered_as_buttons(assistant, fake_nlu, texts):
+    fake_nlu.rules["antara"] = Parse(
+        "nlu_fallback", 0.4,
+        ranking=(("nlu_fallback", 0.4), ("register_prokus", 0.38), ("out_of_scope", 0.3),
+                 ("faq", 0.29), ("greet", 0.02)),
+        response_selector={"faq": {"response": {"intent_response_key": "faq/cost"}}},
+    )
+    replies = say(assistant, "antara dua")
+    assert replies[0].text == texts("clarify")
+    assert payloads(replies) == ["/register_prokus", "/faq/cost", "/other"]
+    assert [b.label for b in replies[0].buttons] == [
+        texts("label/register_prokus"), texts("label/faq/cost"), texts("label/other")]
+    # Pressing "Lainnya" apologises and shows the menu; pressing an option answers it.
+    assert say(assistant, payload="/other")[0].text == texts("clarify_other")
+    assert say(assistant, payload="/faq/cost")[0].text == texts("faq/cost")
+
+
+def test_faq_answers_offer_a_next_step(assistant, texts):
+    replies = say(assistant, payload="/faq/requirements")
+    assert payloads(replies)[:2] == ["/check_eligibility", "/register_prokus"]
 
 
 def test_nlu_down_gets_apology_and_menu_then_recovers(assistant, fake_nlu, texts):
@@ -57,7 +86,7 @@ def test_buttons_work_without_the_nlu(assistant, fake_nlu, texts):
     fake_nlu.down = True
     assert say(assistant, payload="/faq/requirements")[0].text == texts("faq/requirements")
     # Typing a button's label (what a Telegram reply keyboard sends) picks it too.
-    assert say(assistant, "siapa yang bisa IKUT?")[0].text == texts("faq/requirements")
+    assert say(assistant, "bidang USAHA apa saja?")[0].text == texts("faq/business_sectors")
     assert say(assistant, "menu")[0].text == texts("menu")
     assert fake_nlu.seen == []
 
@@ -117,5 +146,5 @@ def test_a_crash_in_a_handler_gives_an_apology_not_a_traceback(assistant, texts)
 
 
 def test_every_text_key_used_by_the_menu_exists(texts):
-    for label_key, _ in MAIN_MENU:
-        assert label_key in texts
+    for intent in MAIN_MENU:
+        assert f"label/{intent}" in texts

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from actions.context import MAIN_MENU
 from actions.dialogue import Dialogue
 from bot.app import Assistant
 from bot.telegram import COMMANDS, build_application
@@ -47,7 +48,7 @@ def test_start_greets_with_privacy_notice_menu_and_commands(fake, bot, texts):
     chat = Chat(fake, 1001)
     chat.command("start").expect("Asisten Prokus").expect("PIN, OTP")
     assert len(chat.last.text.splitlines()) == 2
-    assert chat.buttons() == ["Apa itu Prokus?", "Siapa yang bisa ikut?", "Bantuan"]
+    assert chat.buttons() == [texts(f"label/{intent}") for intent in MAIN_MENU]
     registered = fake.api_getmycommands({"scope": {"type": "all_private_chats"}})
     assert [c["command"] for c in registered] == [name for name, _ in COMMANDS]
     chat.command("menu").expect(texts("menu"))
