@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from actions.responses import Responses
 from actions.types import Button, Reply, Turn
 from db.models import User
-from nlu.client import Parse
+from nlu.client import NLUUnavailable, Parse
+
+WIB = ZoneInfo("Asia/Jakarta")
+YES_WORDS = {"ya", "iya", "iyaa", "y", "yes", "setuju", "saya setuju", "boleh", "ok", "oke",
+             "baik", "lanjut", "nggih", "muhun", "siap", "mau", "betul", "benar"}
+NO_WORDS = {"tidak", "tdk", "nggak", "ngga", "gak", "ga", "gk", "enggak", "engga", "no",
+            "jangan", "tidak setuju", "ndak", "mboten", "moal", "belum", "tidak mau"}
 
 # The main menu: intents offered as buttons (payload "/intent", label "label/<intent>").
-MAIN_MENU: tuple[str, ...] = ("faq/what_is_prokus", "faq/requirements", "faq/cost", "help")
+MAIN_MENU: tuple[str, ...] = (
+    "faq/what_is_prokus", "faq/requirements", "check_eligibility", "faq/cost", "help",
+)
 
 
 @dataclass
@@ -28,6 +39,37 @@ class Context:
     intent: str = ""
     parse: Parse | None = None
     replies: list[Reply] = field(default_factory=list)
+    now: datetime = field(default_factory=lambda: datetime.now(WIB))
+    nlu_parse: Callable[[str], Parse] | None = None
+
+    @property
+    def today(self) -> date:
+        """Today's date in Indonesia (WIB)."""
+        return self.now.astimezone(WIB).date()
+
+    def parse_text(self, text: str) -> Parse | None:
+        """Parse `text` with the NLU (once per turn); None when the NLU is unavailable."""
+        if self.parse is None and self.nlu_parse is not None:
+            try:
+                self.parse = self.nlu_parse(text)
+            except NLUUnavailable:
+                return None
+        return self.parse
+
+    def yes_no(self, text: str | None) -> str | None:
+        """"affirm", "deny" or None, from common words first, then the NLU."""
+        lowered = (text or "").casefold().strip(" .!")
+        if lowered in YES_WORDS:
+            return "affirm"
+        if lowered in NO_WORDS:
+            return "deny"
+        parse = self.parse_text(text) if text else None
+        if parse and parse.intent in ("affirm", "deny") and parse.confidence >= 0.6:
+            return parse.intent
+        return None
+
+    def reply(self, text: str, buttons: tuple[Button, ...] = ()) -> Reply:
+        return Reply(text, buttons)
 
     def say(
         self,

@@ -6,15 +6,17 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from actions import fallback, faq, smalltalk, support
-from actions.context import Context
+from actions import eligibility, fallback, faq, smalltalk, support
+from actions.context import WIB, Context
+from actions.forms import FORM_PREFIX, Form, Invalid
 from actions.responses import Responses
 from actions.sanitize import Problem, check
-from actions.types import Reply, Turn
+from actions.types import Button, Reply, Turn
 from db import repo
 from nlu.client import NLUUnavailable, Parse
 
@@ -29,13 +31,21 @@ COMMANDS = {
     "/bantuan": "help",
     "/help": "help",
     "/batal": "cancel",
+    "/cek": "check_eligibility",
 }
 
 # Outcomes that do not count as understanding the user (they keep the miss counter).
 NOT_UNDERSTOOD = {"nlu_fallback", "other", "unknown_command", "bad_input", "nlu_unavailable"}
 
-# Words that always mean "show me the menu", whatever the NLU thinks.
+# Words that always mean "show me the menu" / "stop", whatever the NLU thinks.
 MENU_WORDS = {"menu", "menu utama", "kembali ke menu"}
+CANCEL_WORDS = {"batal", "batalkan", "btl", "cancel", "stop", "berhenti", "ga jadi", "gak jadi",
+                "nggak jadi", "tidak jadi", "gajadi", "keluar"}
+
+# While a form runs, these intents are answered on the side and the form then resumes.
+SIDE_INTENTS_MIN_CONFIDENCE = 0.75
+NOT_SIDE = {"inform", "affirm", "deny", "greet", "thanks", "nlu_fallback", "out_of_scope",
+            "goodbye"}
 
 
 class NLU(Protocol):
@@ -50,29 +60,33 @@ def user_tag(turn: Turn) -> str:
 class Dialogue:
     """Route each turn to one handler; build once at start-up, share across turns."""
 
-    def __init__(self, nlu: NLU, texts: Responses, threshold: float = 0.4) -> None:
+    def __init__(self, nlu: NLU, texts: Responses, threshold: float = 0.4,
+                 clock: Callable[[], datetime] = lambda: datetime.now(WIB)) -> None:
         self.nlu = nlu
         self.texts = texts
         self.threshold = threshold
+        self.clock = clock
         self.handlers: dict[str, Handler] = {
             **smalltalk.HANDLERS, **support.HANDLERS, **fallback.HANDLERS,
+            **eligibility.HANDLERS,
         }
+        self.forms: dict[str, Form] = {**eligibility.FORMS}
 
     def respond(self, session: Session, turn: Turn) -> list[Reply]:
         """Handle one turn inside the caller's session; the caller commits."""
         started = time.perf_counter()
         user = repo.get_or_create_user(session, turn.channel, turn.user_id)
         state = repo.load_state(session, user)
-        ctx = Context(turn=turn, user=user, state=state, session=session, texts=self.texts)
-        source = self._understand(ctx)
-        if not ctx.replies:
-            self._dispatch(ctx)
-        offered = [[b.label, b.payload] for r in ctx.replies for b in r.buttons]
-        if offered:
-            state["buttons"] = offered
-        state["last_intent"] = ctx.intent
-        if ctx.intent not in NOT_UNDERSTOOD:
-            state.pop("misses", None)
+        ctx = Context(turn=turn, user=user, state=state, session=session, texts=self.texts,
+                      now=self.clock(), nlu_parse=self.nlu.parse)
+        form = self.forms.get(state.get("form", {}).get("name", ""))
+        if form is not None:
+            source = self._form_turn(ctx, form)
+        else:
+            source = self._understand(ctx)
+            if not ctx.replies:
+                self._dispatch(ctx)
+        self._remember(ctx)
         repo.save_state(session, user, state)
         log.info(
             "turn",
@@ -81,12 +95,22 @@ class Dialogue:
                 "channel": turn.channel,
                 "source": source,
                 "intent": ctx.intent,
+                "form": (state.get("form") or {}).get("name"),
                 "confidence": round(ctx.parse.confidence, 3) if ctx.parse else None,
                 "ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )
         return ctx.replies
 
+    def _remember(self, ctx: Context) -> None:
+        offered = [[b.label, b.payload] for r in ctx.replies for b in r.buttons]
+        if offered:
+            ctx.state["buttons"] = offered
+        ctx.state["last_intent"] = ctx.intent
+        if ctx.intent not in NOT_UNDERSTOOD:
+            ctx.state.pop("misses", None)
+
+    # ------------------------------------------------------------------ understanding
     def _understand(self, ctx: Context) -> str:
         """Set `ctx.intent` from the payload, a command, a button label or the NLU.
 
@@ -109,12 +133,11 @@ class Dialogue:
         if text.startswith("/"):
             ctx.intent = self._intent_from_slash(text.split()[0].split("@")[0])
             return "command"
-        lowered = text.casefold()
-        for label, payload in ctx.state.get("buttons", []):
-            if lowered == label.casefold():
-                ctx.intent = self._intent_from_slash(payload)
-                return "button_label"
-        if lowered in MENU_WORDS:
+        payload = self._button_for(ctx, text)
+        if payload:
+            ctx.intent = self._intent_from_slash(payload)
+            return "button_label"
+        if text.casefold() in MENU_WORDS:
             ctx.intent = "menu"
             return "keyword"
         try:
@@ -125,6 +148,13 @@ class Dialogue:
             return "nlu"
         ctx.intent = self._intent_from_parse(ctx.parse)
         return "nlu"
+
+    @staticmethod
+    def _button_for(ctx: Context, text: str) -> str | None:
+        """The payload of an offered button whose label the user typed."""
+        lowered = text.casefold()
+        return next((p for label, p in ctx.state.get("buttons", [])
+                     if lowered == label.casefold()), None)
 
     def _intent_from_slash(self, token: str) -> str:
         if token in COMMANDS:
@@ -148,3 +178,109 @@ class Dialogue:
             ctx.say("unknown_command", buttons=ctx.main_menu())
         else:
             fallback.fallback(ctx)
+
+    # ------------------------------------------------------------------ forms
+    def _form_turn(self, ctx: Context, form: Form) -> str:
+        """Give the active form the turn; cancel, side questions and /start are handled
+        here so that every form behaves the same."""
+        turn = ctx.turn
+        ctx.intent = f"form:{form.name}"
+        if turn.contact is not None:
+            return self._checked(ctx, form, form.contact(ctx, turn.contact))
+        payload = turn.payload
+        text = None
+        if payload is None:
+            text, problem = check(turn.text)
+            if problem is not None:
+                values = {"limit": 4096} if problem is Problem.TOO_LONG else {}
+                ctx.say(problem.value, **values)
+                form.ask(ctx)
+                return "bad_input"
+            if text.startswith("/"):
+                payload = text.split()[0].split("@")[0]
+            else:
+                payload = self._button_for(ctx, text)
+        if payload is not None:
+            return self._form_payload(ctx, form, payload)
+        assert text is not None
+        if text.casefold().strip(" .!") in CANCEL_WORDS:
+            form.cancel(ctx)
+            return "cancel"
+        if text.casefold() in MENU_WORDS:
+            return self._side(ctx, form, "menu")
+        step = form.step(ctx)
+        looks_like_data = sum(ch.isdigit() for ch in text) >= 6
+        if step in form.free_text_steps and not looks_like_data:
+            side = self._side_intent(ctx, text)
+            if side:
+                return self._side(ctx, form, side)
+        invalid = form.answer(ctx, text, None)
+        if invalid is not None and not looks_like_data and step not in form.free_text_steps:
+            side = self._side_intent(ctx, text)
+            if side:
+                return self._side(ctx, form, side)
+        return self._checked(ctx, form, invalid)
+
+    @staticmethod
+    def _checked(ctx: Context, form: Form, invalid: Invalid | None) -> str:
+        if invalid is None:
+            return "form"
+        form.reject(ctx, invalid)
+        return "form_invalid"
+
+    def _form_payload(self, ctx: Context, form: Form, payload: str) -> str:
+        if payload.startswith(FORM_PREFIX):
+            action = payload.removeprefix(FORM_PREFIX)
+            if action == "stop":
+                form.cancel(ctx)
+                return "cancel"
+            if action in ("continue", "resume"):
+                form.ask(ctx)
+                return "resume"
+            if action == "restart":
+                form.finish(ctx)
+                form.start(ctx)
+                return "restart"
+            return self._checked(ctx, form, form.answer(ctx, None, payload))
+        intent = self._intent_from_slash(payload)
+        if intent == "cancel":
+            form.cancel(ctx)
+            return "cancel"
+        if intent == "start":
+            ctx.say("form_resume_offer", buttons=(
+                Button(self.texts("form_resume"), f"{FORM_PREFIX}resume"),
+                Button(self.texts("form_restart"), f"{FORM_PREFIX}restart"),
+                Button(self.texts("form_stop"), f"{FORM_PREFIX}stop"),
+            ))
+            return "resume_offer"
+        if intent in form.intents:  # asked to start what is already running
+            form.ask(ctx)
+            return "resume"
+        return self._side(ctx, form, intent)
+
+    def _starts_form(self, intent: str) -> bool:
+        return any(intent in form.intents for form in self.forms.values())
+
+    def _side_intent(self, ctx: Context, text: str) -> str | None:
+        """A confident intent that is a question on the side (or cancel), else None."""
+        parse = ctx.parse_text(text)
+        if parse is None or parse.confidence < SIDE_INTENTS_MIN_CONFIDENCE:
+            return None
+        intent = self._intent_from_parse(parse)
+        return None if intent in NOT_SIDE else intent
+
+    def _side(self, ctx: Context, form: Form, intent: str) -> str:
+        """Answer a side question (or cancel), then ask the pending form question again."""
+        if intent == "cancel":
+            form.cancel(ctx)
+            return "cancel"
+        ctx.intent = intent
+        if intent == "unknown_command":
+            ctx.say("unknown_command")
+        elif faq.is_faq(intent) or intent in self.handlers and not self._starts_form(intent):
+            self._dispatch(ctx)
+            # Side answers keep their text but not their buttons: the form's come next.
+            ctx.replies[:] = [Reply(r.text) for r in ctx.replies]
+        ctx.say("form_back")
+        form.ask(ctx)
+        return "side"

@@ -29,7 +29,6 @@ HANDLERS = {
     "human_handoff": human_handoff,
     "report_problem": report_problem,
     "inform": inform,
-    "check_eligibility": not_open_yet,
     "register_prokus": not_open_yet,
     "registration_status": not_open_yet,
     "mentoring_schedule": not_open_yet,

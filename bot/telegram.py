@@ -43,6 +43,7 @@ CALLBACK_DATA_LIMIT = 64  # bytes, Telegram's limit for callback_data
 COMMANDS = [
     ("start", "Mulai dan lihat menu"),
     ("menu", "Menu utama"),
+    ("cek", "Cek kelayakan Prokus"),
     ("bantuan", "Cara memakai asisten"),
     ("batal", "Hentikan proses yang sedang berjalan"),
 ]

@@ -62,3 +62,18 @@ class Kpm(Base):
     tanggal_graduasi: Mapped[date | None] = mapped_column(Date, nullable=True)
     no_hp: Mapped[str | None] = mapped_column(String(16), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditLog(Base):
+    """Who did what, when, to whom (masked): NIK lookups, operator actions."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_actor_action_at", "actor", "action", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)

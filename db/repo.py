@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db.models import Conversation, User, utcnow
+from db.models import AuditLog, Conversation, Kpm, User, utcnow
 
 
 def get_or_create_user(session: Session, channel: str, external_id: str) -> User:
@@ -40,3 +41,23 @@ def save_state(session: Session, user: User, state: dict[str, Any]) -> None:
     else:
         conversation.state = dict(state)
         conversation.updated_at = utcnow()
+
+
+def find_kpm(session: Session, nik: str) -> Kpm | None:
+    """The registry record for a NIK (primary-key lookup)."""
+    return session.get(Kpm, nik)
+
+
+def audit(session: Session, actor: str, action: str, outcome: str,
+          subject: str | None = None, detail: dict[str, Any] | None = None) -> None:
+    """Append one audit record; `subject` must already be masked."""
+    session.add(AuditLog(actor=actor, action=action, subject=subject, outcome=outcome,
+                         detail=detail, at=utcnow()))
+
+
+def count_recent(session: Session, actor: str, action: str, since: datetime) -> int:
+    """How many times `actor` did `action` since `since` (for rate limits)."""
+    stmt = select(func.count()).select_from(AuditLog).where(
+        AuditLog.actor == actor, AuditLog.action == action, AuditLog.at >= since
+    )
+    return session.scalar(stmt) or 0

@@ -1,0 +1,163 @@
+"""The eligibility check: consent, NIK, full name, business field, then the result
+criterion by criterion. "Not found" and "name does not match" look the same to the user,
+every lookup is audited, and each user may check at most 5 NIKs an hour."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from actions.context import Context
+from actions.forms import FORM_PREFIX, Form, Invalid
+from actions.types import Button
+from db import repo
+from domain import eligibility, names
+from domain import nik as nik_rules
+
+LOOKUPS_PER_HOUR = 5
+LOOKUP_ACTION = "nik_lookup"
+
+
+def actor(ctx: Context) -> str:
+    return f"user:{ctx.user.id}"
+
+
+def sector_buttons(ctx: Context) -> tuple[Button, ...]:
+    fields = tuple(Button(ctx.texts(f"sector/{s}"), f"{FORM_PREFIX}sector:{s}")
+                   for s in eligibility.SECTORS)
+    none = Button(ctx.texts(f"sector/{eligibility.NO_BUSINESS}"),
+                  f"{FORM_PREFIX}sector:{eligibility.NO_BUSINESS}")
+    return fields + (none,)
+
+
+def sector_from_text(ctx: Context, text: str) -> str | None:
+    """A business field from typed words: a field label, or the NLU's business_sector."""
+    lowered = text.casefold()
+    for sector in (*eligibility.SECTORS, eligibility.NO_BUSINESS):
+        if lowered == ctx.texts(f"sector/{sector}").casefold():
+            return sector
+    if lowered in {"belum", "belum ada", "tidak ada", "gak ada", "nggak punya", "belum punya"}:
+        return eligibility.NO_BUSINESS
+    parse = ctx.parse_text(text)
+    value = parse.entity("business_sector") if parse else None
+    return value if value in eligibility.SECTORS else None
+
+
+class EligibilityForm(Form):
+    name = "eligibility"
+    intents = frozenset({"check_eligibility"})
+    steps = ("consent", "nik", "name", "business")
+    free_text_steps = frozenset({"name"})
+
+    def start(self, ctx: Context) -> None:
+        if self.rate_limited(ctx):
+            ctx.say("eligibility_rate_limited", buttons=ctx.main_menu())
+            return
+        super().start(ctx)
+
+    def rate_limited(self, ctx: Context) -> bool:
+        since = ctx.now - timedelta(hours=1)
+        return repo.count_recent(ctx.session, actor(ctx), LOOKUP_ACTION, since) >= LOOKUPS_PER_HOUR
+
+    def ask(self, ctx: Context) -> None:
+        step = self.step(ctx)
+        if step == "consent":
+            ctx.say("eligibility_consent", buttons=(
+                Button(ctx.texts("consent_yes"), f"{FORM_PREFIX}yes"),
+                Button(ctx.texts("consent_no"), f"{FORM_PREFIX}no"),
+            ))
+        elif step == "business":
+            ctx.say("eligibility_ask_business", buttons=sector_buttons(ctx))
+        else:
+            ctx.say(f"eligibility_ask_{step}")
+
+    def answer(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        return getattr(self, f"_{self.step(ctx)}")(ctx, text, payload)
+
+    def _consent(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        choice = payload or ctx.yes_no(text)
+        if choice in (f"{FORM_PREFIX}yes", "affirm"):
+            self.goto(ctx, "nik")
+            return None
+        if choice in (f"{FORM_PREFIX}no", "deny"):
+            self.finish(ctx)
+            ctx.say("eligibility_no_consent", buttons=(ctx.button("faq/requirements"),
+                                                       *ctx.main_menu()))
+            return None
+        return Invalid("consent_unclear", {})
+
+    def _nik(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        try:
+            parsed = nik_rules.parse(text or "")
+        except nik_rules.NikError as error:
+            return Invalid(error.key, error.values)
+        self.data(ctx)["values"]["nik"] = parsed.value
+        self.goto(ctx, "name")
+        return None
+
+    def _name(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        if not text or not names.plausible(text):
+            return Invalid("name_invalid", {})
+        values = self.data(ctx)["values"]
+        if self.rate_limited(ctx):
+            self.finish(ctx)
+            ctx.say("eligibility_rate_limited", buttons=ctx.main_menu())
+            return None
+        kpm = repo.find_kpm(ctx.session, values["nik"])
+        matched = kpm is not None and names.same_person(text, kpm.nama)
+        outcome = "verified" if matched else ("name_mismatch" if kpm else "not_found")
+        repo.audit(ctx.session, actor(ctx), LOOKUP_ACTION, outcome,
+                   subject=nik_rules.mask(values["nik"]))
+        if not matched:
+            # Identical reply whether the NIK is unknown or the name differs.
+            self.finish(ctx)
+            ctx.say("eligibility_not_verified", buttons=(
+                ctx.button("check_eligibility"), ctx.button("human_handoff")))
+            return None
+        values.update(status=kpm.status_pkh, born=kpm.tanggal_lahir.isoformat())
+        self.goto(ctx, "business")
+        return None
+
+    def _business(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        prefix = f"{FORM_PREFIX}sector:"
+        sector = payload.removeprefix(prefix) if payload and payload.startswith(prefix) else (
+            sector_from_text(ctx, text) if text else None)
+        if sector not in (*eligibility.SECTORS, eligibility.NO_BUSINESS):
+            return Invalid("sector_unclear", {})
+        self.result(ctx, sector)
+        return None
+
+    def result(self, ctx: Context, sector: str) -> None:
+        """Show each criterion with ✅ or ❌ and a plain reason, then the next step."""
+        values = self.data(ctx)["values"]
+        born = date.fromisoformat(values["born"])
+        criteria = eligibility.evaluate(values["status"], born, sector, ctx.today)
+        lines = [ctx.texts("eligibility_result_title")]
+        for criterion in criteria:
+            mark = "✅" if criterion.ok else "❌"
+            state = "ok" if criterion.ok else "fail"
+            shown = dict(criterion.values)
+            if "sector" in shown:
+                shown["sector"] = ctx.texts(f"sector/{shown['sector']}")
+            lines.append(f"{mark} " + ctx.texts(f"criterion/{criterion.key}/{state}", **shown))
+        if not nik_rules.parse(values["nik"]).matches_birth_date(born):
+            lines.append(ctx.texts("nik_date_warning"))
+        self.finish(ctx)
+        ctx.replies.append(ctx.reply("\n".join(lines)))
+        if eligibility.eligible(criteria):
+            ctx.say("eligibility_pass", buttons=(ctx.button("register_prokus"),
+                                                 ctx.button("faq/benefits")))
+        else:
+            ctx.say("eligibility_fail", buttons=(ctx.button("human_handoff"),
+                                                 *ctx.main_menu()))
+
+
+FORM = EligibilityForm()
+
+
+def check_eligibility(ctx: Context) -> None:
+    """Start the eligibility check."""
+    FORM.start(ctx)
+
+
+HANDLERS = {"check_eligibility": check_eligibility}
+FORMS = {FORM.name: FORM}

@@ -1,0 +1,1 @@
+"""Domain rules with no I/O: NIK and phone formats, eligibility criteria."""
