@@ -10,7 +10,7 @@ NLU_PORT ?= 5005
 CHAT_USER ?= 1
 export NLU_PORT
 
-.PHONY: help setup train db chat test run nlu-serve nlu-eval nlu-validate nlu-compare lint clean
+.PHONY: help setup train db chat test run nlu-serve nlu-eval nlu-validate nlu-compare bench lint clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ nlu-validate: setup ## Check the NLU data with `rasa data validate`
 
 nlu-compare: setup ## Compare pipelines, 5-fold CV, timings (slow: ~30 min) -> results/nlu-compare.json
 	@$(NLU_VENV)/bin/python scripts/nlu_compare.py --folds $(or $(FOLDS),5)
+
+bench: $(VENV)/.installed ## Benchmarks: KPM import (1M rows, SQLite + PostgreSQL) and NIK lookup
+	@$(VENV)/bin/python scripts/bench_kpm.py --rows $(or $(ROWS),1000000)
 
 lint: $(VENV)/.installed ## Lint with ruff
 	@$(VENV)/bin/ruff check .

@@ -106,7 +106,7 @@ class EligibilityForm(Form):
         matched = kpm is not None and names.same_person(text, kpm.nama)
         outcome = "verified" if matched else ("name_mismatch" if kpm else "not_found")
         repo.audit(ctx.session, actor(ctx), LOOKUP_ACTION, outcome,
-                   subject=nik_rules.mask(values["nik"]))
+                   subject=nik_rules.mask(values["nik"]), at=ctx.now)
         if not matched:
             # Identical reply whether the NIK is unknown or the name differs.
             self.finish(ctx)

@@ -152,6 +152,65 @@ def db_demo(settings: Settings) -> None:
     _status(f"Demo data: {added} fake records added.")
 
 
+@main.group(cls=DatabaseGroup)
+def kpm() -> None:
+    """The KPM registry (PKH beneficiaries): import and demo data."""
+
+
+@kpm.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write rejected rows (default: CSV_FILE.rejected.csv).")
+@click.pass_obj
+def kpm_import(settings: Settings, csv_file: Path, rejects: Path | None) -> None:
+    """Import (upsert by NIK) a registry CSV with the header
+    nik,nama,tanggal_lahir,jenis_kelamin,kode_wilayah,status_pkh,tanggal_graduasi,no_hp."""
+    from db.engine import make_engine, make_sessionmaker
+    from db.kpm_import import RowError, import_csv
+
+    rejects = rejects or csv_file.with_suffix(".rejected.csv")
+    engine = make_engine(settings.database_url)
+    try:
+        with open(csv_file, encoding="utf-8-sig", newline="") as source, \
+                open(rejects, "w", encoding="utf-8", newline="") as report, \
+                click.progressbar(length=csv_file.stat().st_size, label="Importing",
+                                  file=sys.stderr) as bar:
+            result = import_csv(make_sessionmaker(engine), source, report, bar.update)
+    except RowError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{csv_file} is not UTF-8 text: {exc}") from exc
+    finally:
+        engine.dispose()
+    click.echo(
+        f"rows {result.rows}: inserted {result.inserted}, updated {result.updated}, "
+        f"unchanged {result.unchanged}, rejected {result.rejected}"
+        + (f", duplicate NIKs in file {result.duplicates_in_file}"
+           if result.duplicates_in_file else "")
+        + (f", warnings {result.warnings}" if result.warnings else "")
+    )
+    if result.rejected:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(result.reasons.items()))
+        click.echo(f"rejected rows ({reasons}) are listed in {rejects}")
+    else:
+        rejects.unlink(missing_ok=True)
+
+
+@kpm.command("demo")
+@click.option("--count", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+def kpm_demo(count: int, out: Path, seed: int) -> None:
+    """Write COUNT clearly fake registry rows (names "Contoh ... (FIKTIF)") to a CSV."""
+    from db.kpm_import import write_demo
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", encoding="utf-8", newline="") as fh, \
+            click.progressbar(length=count, label="Writing demo rows", file=sys.stderr) as bar:
+        write_demo(fh, count, seed, bar.update)
+    click.echo(f"{count} fake rows written to {out}")
+
+
 @main.group()
 def nlu() -> None:
     """Train and serve the Rasa NLU model."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -49,15 +49,18 @@ def find_kpm(session: Session, nik: str) -> Kpm | None:
 
 
 def audit(session: Session, actor: str, action: str, outcome: str,
-          subject: str | None = None, detail: dict[str, Any] | None = None) -> None:
-    """Append one audit record; `subject` must already be masked."""
+          subject: str | None = None, detail: dict[str, Any] | None = None,
+          at: datetime | None = None) -> None:
+    """Append one audit record; `subject` must already be masked. Times are stored in UTC
+    (SQLite keeps no zone, so every timestamp we write is UTC)."""
     session.add(AuditLog(actor=actor, action=action, subject=subject, outcome=outcome,
-                         detail=detail, at=utcnow()))
+                         detail=detail, at=(at or utcnow()).astimezone(UTC)))
 
 
 def count_recent(session: Session, actor: str, action: str, since: datetime) -> int:
     """How many times `actor` did `action` since `since` (for rate limits)."""
     stmt = select(func.count()).select_from(AuditLog).where(
-        AuditLog.actor == actor, AuditLog.action == action, AuditLog.at >= since
+        AuditLog.actor == actor, AuditLog.action == action,
+        AuditLog.at >= since.astimezone(UTC),
     )
     return session.scalar(stmt) or 0

@@ -1,0 +1,110 @@
+"""Benchmark the KPM registry: import of N demo rows into SQLite and PostgreSQL, and NIK
+lookups at that size. Prints the figures and writes results/bench-kpm.json.
+
+    .venv/bin/python scripts/bench_kpm.py [--rows 1000000] [--lookups 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from db import repo  # noqa: E402
+from db.engine import make_engine, make_sessionmaker  # noqa: E402
+from db.kpm_import import import_csv, write_demo  # noqa: E402
+from db.migrate import upgrade  # noqa: E402
+
+
+def bench(url: str, csv_path: Path, lookups: int) -> dict:
+    upgrade(url)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    started = time.perf_counter()
+    with open(csv_path, encoding="utf-8", newline="") as source:
+        result = import_csv(sessions, source, io.StringIO())
+    import_seconds = time.perf_counter() - started
+    with open(csv_path, encoding="utf-8") as fh:
+        next(fh)
+        niks = [line.split(",", 1)[0] for line in fh]
+    sample = random.Random(1).sample(niks, min(lookups, len(niks)))
+    sample += [f"32010501019{i:05d}" for i in range(len(sample) // 10)]  # misses too
+    timings = []
+    for nik in sample:
+        t0 = time.perf_counter()
+        with sessions() as session:  # one session per turn, as the bot does
+            repo.find_kpm(session, nik)
+        timings.append((time.perf_counter() - t0) * 1000)
+    timings.sort()
+    engine.dispose()
+    return {
+        "rows": result.rows, "inserted": result.inserted, "rejected": result.rejected,
+        "import_seconds": round(import_seconds, 1),
+        "rows_per_second": round(result.rows / import_seconds),
+        "lookups": len(timings),
+        "lookup_ms_mean": round(statistics.fmean(timings), 3),
+        "lookup_ms_p50": round(timings[len(timings) // 2], 3),
+        "lookup_ms_p95": round(timings[int(len(timings) * 0.95)], 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--lookups", type=int, default=10_000)
+    parser.add_argument("--pg-admin", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-kpm-"))
+    csv_path = work / "kpm.csv"
+    t0 = time.perf_counter()
+    with open(csv_path, "w", encoding="utf-8", newline="") as out:
+        write_demo(out, args.rows)
+    print(f"generated {args.rows} demo rows in {time.perf_counter() - t0:.1f} s", flush=True)
+    results = {"rows": args.rows}
+    print("SQLite ...", flush=True)
+    results["sqlite"] = bench(f"sqlite:///{work / 'bench.db'}", csv_path, args.lookups)
+    print(json.dumps(results["sqlite"]), flush=True)
+    name = f"prokus_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        with psycopg.connect(args.pg_admin, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        print(f"PostgreSQL skipped: {exc}")
+    else:
+        try:
+            print("PostgreSQL ...", flush=True)
+            url = make_url(args.pg_admin).set(database=name).render_as_string(False)
+            results["postgresql"] = bench(url, csv_path, args.lookups)
+            print(json.dumps(results["postgresql"]), flush=True)
+        finally:
+            with psycopg.connect(args.pg_admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    out = ROOT / "results" / "bench-kpm.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print("\n| database | rows | import s | rows/s | lookup mean ms | p50 | p95 |")
+    print("|---|---|---|---|---|---|---|")
+    for db in ("sqlite", "postgresql"):
+        if db in results:
+            r = results[db]
+            print(f"| {db} | {r['rows']} | {r['import_seconds']} | {r['rows_per_second']} | "
+                  f"{r['lookup_ms_mean']} | {r['lookup_ms_p50']} | {r['lookup_ms_p95']} |")
+    print(f"written: {out}")
+    csv_path.unlink()
+
+
+if __name__ == "__main__":
+    main()

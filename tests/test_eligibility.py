@@ -1,0 +1,247 @@
+"""The eligibility check through the dialogue core (fake NLU, fixed clock)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+from sqlalchemy import select
+
+from actions.context import WIB
+from actions.dialogue import Dialogue
+from actions.types import Contact, Turn
+from bot.app import Assistant
+from db.engine import make_sessionmaker
+from db.models import AuditLog, Conversation, Kpm, utcnow
+from nlu.client import Entity, Parse
+from tests.conftest import FakeNLU
+
+TODAY = datetime(2026, 11, 28, 10, 0, tzinfo=WIB)
+
+REGISTRY = [
+    # nik, name, born, sex, status
+    ("3201051203900001", "Budi Santoso", date(1990, 3, 12), "L", "graduasi"),
+    ("3201055508920002", "Siti Aminah", date(1992, 8, 15), "P", "graduasi"),
+    ("3374024101950003", "Dewi Lestari", date(1995, 1, 1), "P", "aktif"),
+    ("3201052811860004", "Agus Wibowo", date(1986, 11, 28), "L", "graduasi"),
+    ("3201050505900005", "Rina Marlina", date(1991, 5, 5), "P", "graduasi"),
+    ("3201056902000006", "Putri Kabisat", date(2000, 2, 29), "P", "graduasi"),
+]
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock(TODAY)
+
+
+@pytest.fixture
+def nlu():
+    fake = FakeNLU()
+    fake.rules["syarat"] = Parse(
+        "faq", 0.95,
+        response_selector={"faq": {"response": {"intent_response_key": "faq/requirements"}}})
+    fake.rules["gorengan"] = Parse("inform", 0.9, entities=(Entity("business_sector", "kuliner"),))
+    return fake
+
+
+@pytest.fixture
+def bot(sqlite_engine, nlu, texts, clock):
+    sessions = make_sessionmaker(sqlite_engine)
+    with sessions.begin() as session:
+        for nik, name, born, sex, status in REGISTRY:
+            session.add(Kpm(nik=nik, nama=name, tanggal_lahir=born, jenis_kelamin=sex,
+                            kode_wilayah="3201052001", status_pkh=status, updated_at=utcnow()))
+    return Assistant(Dialogue(nlu, texts, clock=clock), sessions)
+
+
+class Chat:
+    def __init__(self, bot: Assistant, user: str = "50") -> None:
+        self.bot, self.user, self.replies = bot, user, []
+
+    def send(self, text=None, payload=None, contact=None):
+        self.replies = self.bot.handle(Turn("telegram", self.user, text=text, payload=payload,
+                                            contact=contact))
+        return self
+
+    def press(self, label):
+        payload = next(b.payload for r in self.replies for b in r.buttons if b.label == label)
+        return self.send(payload=payload)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(r.text for r in self.replies)
+
+    def labels(self):
+        return [b.label for r in self.replies for b in r.buttons]
+
+
+def check(bot, nik, name, sector_label="Kuliner", user="50"):
+    chat = Chat(bot, user).send("/cek").send("ya").send(nik).send(name)
+    if sector_label:
+        chat.press(sector_label)
+    return chat
+
+
+def test_happy_path_shows_each_criterion_and_offers_registration(bot, texts):
+    chat = Chat(bot).send("/cek")
+    assert chat.text == texts("eligibility_consent")
+    chat.press(texts("consent_yes"))
+    assert chat.text == texts("eligibility_ask_nik")
+    chat.send("3201 0512 0390 0001")
+    assert chat.text == texts("eligibility_ask_name")
+    chat.send("budi santoso")
+    assert chat.text == texts("eligibility_ask_business")
+    assert len(chat.labels()) == 8
+    chat.press("Jasa")
+    assert "✅ Sudah graduasi dari PKH" in chat.text
+    assert "✅ Usia 36 tahun, di bawah 40 tahun" in chat.text
+    assert "✅ Punya usaha di bidang Jasa" in chat.text
+    assert texts("eligibility_pass") in chat.text
+    assert texts("label/register_prokus") in chat.labels()
+
+
+def test_business_field_from_everyday_words(bot):
+    chat = check(bot, "3201051203900001", "Budi Santoso", sector_label=None)
+    chat.send("saya jualan gorengan")
+    assert "✅ Punya usaha di bidang Kuliner" in chat.text
+
+
+def test_each_failing_criterion_says_why(bot, texts):
+    chat = check(bot, "3374024101950003", "Dewi Lestari", sector_label="Belum punya usaha")
+    assert "❌ Belum graduasi dari PKH" in chat.text
+    assert "✅ Usia 31 tahun" in chat.text
+    assert "❌ Belum punya usaha" in chat.text
+    assert texts("eligibility_fail") in chat.text
+    assert texts("label/human_handoff") in chat.labels()
+
+
+def test_40th_birthday_is_not_under_40_but_the_day_before_is(bot, clock):
+    assert "❌ Usia 40 tahun" in check(bot, "3201052811860004", "Agus Wibowo").text
+    clock.now = datetime(2026, 11, 27, 23, 59, tzinfo=WIB)
+    assert "✅ Usia 39 tahun" in check(bot, "3201052811860004", "Agus Wibowo", user="51").text
+
+
+def test_womans_nik_and_29_february(bot):
+    assert "✅ Sudah graduasi" in check(bot, "3201055508920002", "Siti Aminah").text
+    chat = check(bot, "3201056902000006", "Putri Kabisat", user="52")
+    assert "✅ Usia 26 tahun" in chat.text
+
+
+def test_nik_date_disagreeing_with_registry_is_a_warning_not_a_rejection(bot, texts):
+    chat = check(bot, "3201050505900005", "Rina Marlina")  # NIK says 1990, registry 1991
+    assert texts("nik_date_warning") in chat.text
+    assert texts("eligibility_pass") in chat.text
+
+
+@pytest.mark.parametrize("bad,expected", [
+    ("320105120390001", "NIK harus 16 angka, Anda mengirim 15"),
+    ("9901051203900001", "(99) bukan kode provinsi"),
+    ("3201053002900001", "bukan tanggal yang ada"),
+    ("3201051203900000", "tidak boleh 0000"),
+    ("nik saya ini 3201051203900001x", "NIK hanya berisi angka"),
+])
+def test_bad_niks_get_precise_hints_and_the_form_waits(bot, texts, bad, expected):
+    chat = Chat(bot).send("/cek").send("ya").send(bad)
+    assert expected in chat.text
+    chat.send("3201051203900001")
+    assert chat.text == texts("eligibility_ask_name")
+
+
+def test_two_failures_explain_with_an_example_and_offer_to_stop(bot, texts):
+    chat = Chat(bot).send("/cek").send("ya").send("12345678").send("123456789")
+    assert texts("eligibility_help_nik") in chat.text
+    assert chat.labels() == [texts("form_continue"), texts("form_stop")]
+    chat.press(texts("form_continue"))
+    assert chat.text == texts("eligibility_ask_nik")
+    chat.send("1234567").send("1234567").press(texts("form_stop"))
+    assert chat.text == texts("eligibility_cancelled")
+
+
+def test_not_found_and_name_mismatch_get_the_identical_reply(bot, sqlite_engine):
+    unknown = check(bot, "3201051203909999", "Budi Santoso", sector_label=None, user="60")
+    mismatch = check(bot, "3201051203900001", "Bukan Budi", sector_label=None, user="61")
+    assert unknown.replies == mismatch.replies
+    with sqlite_engine.connect() as conn:
+        outcomes = [row.outcome for row in conn.execute(select(AuditLog.outcome))]
+    assert sorted(outcomes) == ["name_mismatch", "not_found"]
+
+
+def test_lookups_are_audited_with_masked_nik_only(bot, sqlite_engine):
+    check(bot, "3201051203900001", "Budi Santoso")
+    with sqlite_engine.connect() as conn:
+        audit = conn.execute(select(AuditLog)).one()
+        states = [str(row.state) for row in conn.execute(select(Conversation))]
+    assert audit.subject == "3201********0001" and audit.outcome == "verified"
+    assert audit.actor.startswith("user:") and audit.action == "nik_lookup"
+    assert not any("3201051203900001" in s for s in states), "the NIK is forgotten after the check"
+
+
+def test_at_most_five_nik_checks_per_hour(bot, texts, clock):
+    for _ in range(5):
+        check(bot, "3201051203909999", "Siapa Saja", sector_label=None)
+    assert Chat(bot).send("/cek").text == texts("eligibility_rate_limited")
+    assert Chat(bot, user="70").send("/cek").text == texts("eligibility_consent"), "per user"
+    clock.now = datetime(2026, 11, 28, 11, 1, tzinfo=WIB)
+    assert Chat(bot).send("/cek").text == texts("eligibility_consent"), "an hour later"
+
+
+def test_limit_also_holds_for_a_form_started_before_it_was_reached(bot, texts):
+    Chat(bot).send("/cek").send("ya").send("3201051203909999")  # paused at the name step
+    for _ in range(5):
+        check(bot, "3201051203909999", "Siapa Saja", sector_label=None)
+    # Five more lookups happened meanwhile (the form above was restarted by /cek each time).
+    assert Chat(bot).send("/cek").text == texts("eligibility_rate_limited")
+
+
+def test_no_consent_means_no_nik_question(bot, texts, sqlite_engine):
+    chat = Chat(bot).send("/cek").press(texts("consent_no"))
+    assert chat.text == texts("eligibility_no_consent")
+    with sqlite_engine.connect() as conn:
+        assert conn.execute(select(AuditLog)).all() == []
+
+
+@pytest.mark.parametrize("steps", [["/cek"], ["/cek", "ya"], ["/cek", "ya", "3201051203900001"],
+                                   ["/cek", "ya", "3201051203900001", "Budi Santoso"]])
+def test_batal_at_every_step(bot, texts, steps):
+    chat = Chat(bot)
+    for step in steps:
+        chat.send(step)
+    chat.send("batal")
+    assert chat.text == texts("eligibility_cancelled")
+    assert Chat(bot).send("halo").text == texts("greet"), "the form is gone"
+
+
+def test_side_question_is_answered_then_the_form_asks_again(bot, texts):
+    chat = Chat(bot).send("/cek").send("ya").send("syaratnya apa aja?")
+    assert texts("faq/requirements") in chat.text
+    assert chat.replies[-1].text == texts("eligibility_ask_nik")
+    chat.send("3201051203900001").send("apa syarat umurnya?")  # at the free-text name step
+    assert texts("faq/requirements") in chat.text
+    assert chat.replies[-1].text == texts("eligibility_ask_name")
+
+
+def test_a_restart_loses_nothing_and_start_offers_to_continue(sqlite_engine, nlu, texts, clock,
+                                                              bot):
+    Chat(bot).send("/cek").send("ya").send("3201051203900001")
+    restarted = Assistant(Dialogue(nlu, texts, clock=clock), make_sessionmaker(sqlite_engine))
+    chat = Chat(restarted).send("/start")
+    assert chat.text == texts("form_resume_offer")
+    chat.press(texts("form_resume"))
+    assert chat.text == texts("eligibility_ask_name")
+    chat.send("Budi Santoso")
+    assert chat.text == texts("eligibility_ask_business")
+
+
+def test_contact_and_stickers_of_text_inside_the_form(bot, texts):
+    chat = Chat(bot).send("/cek").send("ya").send(contact=Contact("+6281234567890", "50"))
+    assert texts("form_contact_not_needed") in chat.text
+    chat.send("🙏")
+    assert texts("no_words") in chat.text and chat.replies[-1].text == texts("eligibility_ask_nik")
