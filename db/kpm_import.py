@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Kpm
@@ -104,15 +102,32 @@ def validate(row: list[str], today: date) -> tuple[dict[str, Any], list[str]]:
     }, warnings
 
 
+COLUMNS = ["nik", *DATA_COLUMNS, "updated_at"]
+
+
 def _upsert(session: Session, rows: list[dict[str, Any]]) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(Kpm.__table__)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["nik"],
-        set_={c: stmt.excluded[c] for c in [*DATA_COLUMNS, "updated_at"]},
+    """INSERT ... ON CONFLICT (nik) DO UPDATE, as one executemany on the driver.
+
+    This bypasses SQLAlchemy's per-row parameter processing, which was half the import
+    time; values are converted the way SQLAlchemy stores them (ISO text on SQLite).
+    """
+    connection = session.connection()
+    sqlite = connection.dialect.name == "sqlite"
+    mark = "?" if sqlite else "%s"
+    sql = (
+        f"INSERT INTO kpm ({', '.join(COLUMNS)}) VALUES ({', '.join([mark] * len(COLUMNS))}) "
+        "ON CONFLICT (nik) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])
     )
-    session.execute(stmt, rows)
+
+    def convert(value: Any) -> Any:
+        if sqlite and isinstance(value, datetime):
+            return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        if sqlite and isinstance(value, date):
+            return value.isoformat()
+        return value
+
+    connection.exec_driver_sql(sql, [tuple(convert(row[c]) for c in COLUMNS) for row in rows])
 
 
 def _store(session: Session, batch: dict[str, dict[str, Any]], result: ImportResult) -> None:

@@ -154,3 +154,17 @@ def test_prokus_run_serves_telegram_and_stops_cleanly(fake, nlu_server_url, tmp_
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
     assert fake.token.split(":")[1] not in stderr, "the token never reaches the logs"
+
+
+def test_eligibility_check_through_telegram_buttons(fake, bot, sqlite_engine, texts):
+    from db.demo import load_demo
+
+    with make_sessionmaker(sqlite_engine).begin() as session:
+        load_demo(session)
+    chat = Chat(fake, 1014)
+    chat.command("cek").expect("perlu NIK").press(texts("consent_yes")).expect("16 angka")
+    chat.send("3201051203900001").expect("nama lengkap")
+    chat.send("Contoh Budi Santoso").expect("bidangnya")
+    assert texts("sector/kuliner") in chat.buttons()
+    chat.press(texts("sector/kuliner")).expect("✅ Sudah graduasi").expect("memenuhi syarat")
+    assert texts("label/register_prokus") in chat.buttons()
