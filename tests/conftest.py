@@ -162,6 +162,16 @@ def nlu_server_url(settings: Settings, tmp_path_factory) -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture
+def fake():
+    """The fake Telegram Bot API server on a free loopback port."""
+    from tests.fakes.telegram_api import FakeTelegram
+
+    server = FakeTelegram().start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(autouse=True)
 def _restore_logging():
     """configure_logging() replaces root handlers; put them back after each test."""

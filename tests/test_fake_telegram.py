@@ -10,14 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegram
-
-
-@pytest.fixture
-def fake():
-    server = FakeTelegram().start()
-    yield server
-    server.stop()
+from tests.fakes.telegram_api import DEFAULT_TOKEN
 
 
 @pytest.fixture

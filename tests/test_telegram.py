@@ -13,17 +13,10 @@ from bot.telegram import COMMANDS, build_application
 from db.engine import make_sessionmaker
 from nlu.client import NLUClient
 from tests.fakes.tcp_proxy import TcpProxy
-from tests.fakes.telegram_api import BOT_USERNAME, FakeTelegram
+from tests.fakes.telegram_api import BOT_USERNAME
 from tests.telegram_harness import BotRunner, Chat
 
 pytestmark = pytest.mark.nlu
-
-
-@pytest.fixture
-def fake():
-    server = FakeTelegram().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
