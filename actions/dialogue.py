@@ -103,9 +103,8 @@ class Dialogue:
         return ctx.replies
 
     def _remember(self, ctx: Context) -> None:
-        offered = [[b.label, b.payload] for r in ctx.replies for b in r.buttons]
-        if offered:
-            ctx.state["buttons"] = offered
+        # Only the buttons of the latest reply can be chosen by typing their label.
+        ctx.state["buttons"] = [[b.label, b.payload] for r in ctx.replies for b in r.buttons]
         ctx.state["last_intent"] = ctx.intent
         if ctx.intent not in NOT_UNDERSTOOD:
             ctx.state.pop("misses", None)

@@ -30,7 +30,7 @@ def test_piped_lines_get_replies_in_order(assistant, texts):
     run(assistant, "11", stdin=io.StringIO("halo\n3\n\n"), out=out)
     text = out.getvalue()
     assert text.index("> halo") < text.index(texts("greet")) < text.index("> 3")
-    assert text.index("> 3") < text.index(texts("faq/cost").splitlines()[0])
+    assert text.index("> 3") < text.index(texts("eligibility_consent").splitlines()[0])
     assert texts("empty_message") in text
     assert "  [1] Apa itu Prokus?" in text
 
