@@ -60,7 +60,9 @@ class Prediction:
     @classmethod
     def from_rasa(cls, data: dict) -> Prediction:
         intent = data.get("intent") or {}
-        selected = (data.get("response_selector") or {}).get("faq", {}).get("response", {})
+        selectors = data.get("response_selector") or {}
+        # Our config names the selector "faq"; Rasa's default config calls it "default".
+        selected = (selectors.get("faq") or selectors.get("default") or {}).get("response", {})
         ranking = tuple(
             (r.get("name", ""), float(r.get("confidence") or 0.0))
             for r in data.get("intent_ranking") or []
