@@ -116,6 +116,10 @@ class Dialogue:
         Returns where the intent came from; may already append replies (bad input).
         """
         turn = ctx.turn
+        if turn.unsupported:
+            ctx.intent = "bad_input"
+            ctx.say("text_only", buttons=ctx.main_menu())
+            return "unsupported"
         if turn.payload:
             ctx.intent = self._intent_from_slash(turn.payload)
             return "payload"
@@ -184,6 +188,10 @@ class Dialogue:
         here so that every form behaves the same."""
         turn = ctx.turn
         ctx.intent = f"form:{form.name}"
+        if turn.unsupported:
+            ctx.say("text_only")
+            form.ask(ctx)
+            return "unsupported"
         if turn.contact is not None:
             return self._checked(ctx, form, form.contact(ctx, turn.contact))
         payload = turn.payload

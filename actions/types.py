@@ -22,6 +22,8 @@ class Turn:
     text: str | None = None
     contact: Contact | None = None
     payload: str | None = None
+    unsupported: str | None = None  # a sticker, photo, voice note...: what it was
+
 
     @property
     def shares_own_contact(self) -> bool:

@@ -162,8 +162,12 @@ class TelegramChannel:
         await self._respond(update, context, self._turn(update, payload=query.data))
 
     async def on_other_media(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Say politely that only text can be read."""
-        await self.send(context, update.effective_chat.id, [Reply(self.texts("text_only"))])
+        """Let the core say politely that only text can be read (and re-ask a form step)."""
+        message = update.effective_message
+        kind = next((k for k in ("sticker", "photo", "voice", "video", "audio", "document",
+                                 "location", "animation", "video_note", "poll")
+                     if getattr(message, k, None)), "other")
+        await self._respond(update, context, self._turn(update, unsupported=kind))
 
     async def on_group_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """In groups, answer commands only, with a pointer to a private chat."""

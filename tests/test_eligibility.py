@@ -245,3 +245,6 @@ def test_contact_and_stickers_of_text_inside_the_form(bot, texts):
     assert texts("form_contact_not_needed") in chat.text
     chat.send("🙏")
     assert texts("no_words") in chat.text and chat.replies[-1].text == texts("eligibility_ask_nik")
+    chat.replies = bot.handle(Turn("telegram", "50", unsupported="sticker"))
+    assert chat.replies[0].text == texts("text_only")
+    assert chat.replies[-1].text == texts("eligibility_ask_nik")

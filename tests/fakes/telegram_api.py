@@ -160,7 +160,7 @@ class FakeTelegram:
         return f"http://127.0.0.1:{self.port}/bot"
 
     def reset(self) -> None:
-        with getattr(self, "_cond", threading.Condition()):
+        with self._cond:
             self._update_ids = itertools.count(1)
             self._message_ids: dict[int, itertools.count] = defaultdict(lambda: itertools.count(1))
             self._callback_ids = itertools.count(1)
@@ -178,8 +178,7 @@ class FakeTelegram:
             self.webhook: dict[str, Any] = {"url": ""}
             self.webhook_errors: list[str] = []
             self._closed = False
-            if hasattr(self, "_cond"):
-                self._cond.notify_all()
+            self._cond.notify_all()
 
     # ----------------------------------------------------------------- control
     def inject(self, kind: str, method: str | None = None, chat_id: int | None = None,
