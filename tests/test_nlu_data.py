@@ -117,3 +117,20 @@ def test_slang_dictionary_has_string_keys_and_values():
     for slang in ("sy", "gmn", "dftr", "gk", "ga", "brp", "kpn", "udh", "tdk", "yg", "dpt",
                   "ndak", "mboten"):
         assert slang in data
+
+
+def test_rasa_data_validate_passes(settings):
+    """`rasa data validate` (what `make nlu-validate` runs) accepts config, domain and data."""
+    import subprocess
+
+    from nlu.model import rasa_env
+
+    rasa = settings.rasa_executable
+    if not rasa.exists():
+        pytest.skip("the Rasa environment is not installed (run `make setup`)")
+    done = subprocess.run(
+        [str(rasa), "data", "validate", "--config", "config.yml", "--domain",
+         "nlu/domain.yml", "--data", "nlu/data", "--fail-on-warnings"],
+        cwd=ROOT, env=rasa_env(ROOT), capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
