@@ -68,9 +68,6 @@ class Context:
             return parse.intent
         return None
 
-    def reply(self, text: str, buttons: tuple[Button, ...] = ()) -> Reply:
-        return Reply(text, buttons)
-
     def say(
         self,
         key: str,

@@ -15,7 +15,7 @@ from actions import eligibility, fallback, faq, smalltalk, support
 from actions.context import WIB, Context
 from actions.forms import FORM_PREFIX, Form, Invalid
 from actions.responses import Responses
-from actions.sanitize import Problem, check
+from actions.sanitize import MAX_CHARS, Problem, check
 from actions.types import Button, Reply, Turn
 from db import repo
 from nlu.client import NLUUnavailable, Parse
@@ -50,6 +50,11 @@ NOT_SIDE = {"inform", "affirm", "deny", "greet", "thanks", "nlu_fallback", "out_
 
 class NLU(Protocol):
     def parse(self, text: str) -> Parse: ...
+
+
+def is_cancel(text: str) -> bool:
+    """"batal", "stop", "gak jadi"...: understood without the NLU, so it works when it is down."""
+    return text.casefold().strip(" .!") in CANCEL_WORDS
 
 
 def user_tag(turn: Turn) -> str:
@@ -116,10 +121,6 @@ class Dialogue:
         Returns where the intent came from; may already append replies (bad input).
         """
         turn = ctx.turn
-        if turn.unsupported:
-            ctx.intent = "bad_input"
-            ctx.say("text_only", buttons=ctx.main_menu())
-            return "unsupported"
         if turn.payload:
             ctx.intent = self._intent_from_slash(turn.payload)
             return "payload"
@@ -127,11 +128,9 @@ class Dialogue:
             ctx.intent = "contact"
             ctx.say("contact_not_needed", buttons=ctx.main_menu())
             return "contact"
-        text, problem = check(turn.text)
-        if problem is not None:
+        text = self._readable_text(ctx, buttons=ctx.main_menu())
+        if text is None:
             ctx.intent = "bad_input"
-            values = {"limit": 4096} if problem is Problem.TOO_LONG else {}
-            ctx.say(problem.value, buttons=ctx.main_menu(), **values)
             return "bad_input"
         if text.startswith("/"):
             ctx.intent = self._intent_from_slash(text.split()[0].split("@")[0])
@@ -143,6 +142,9 @@ class Dialogue:
         if text.casefold() in MENU_WORDS:
             ctx.intent = "menu"
             return "keyword"
+        if is_cancel(text):
+            ctx.intent = "cancel"
+            return "keyword"
         try:
             ctx.parse = self.nlu.parse(text)
         except NLUUnavailable:
@@ -151,6 +153,20 @@ class Dialogue:
             return "nlu"
         ctx.intent = self._intent_from_parse(ctx.parse)
         return "nlu"
+
+    @staticmethod
+    def _readable_text(ctx: Context, buttons: tuple[Button, ...] = ()) -> str | None:
+        """The turn's cleaned text, or None after a polite reply to input we cannot read
+        (a sticker or photo, empty text, too long, only emoji)."""
+        if ctx.turn.unsupported:
+            ctx.say("text_only", buttons=buttons)
+            return None
+        text, problem = check(ctx.turn.text)
+        if problem is None:
+            return text
+        values = {"limit": MAX_CHARS} if problem is Problem.TOO_LONG else {}
+        ctx.say(problem.value, buttons=buttons, **values)
+        return None
 
     @staticmethod
     def _button_for(ctx: Context, text: str) -> str | None:
@@ -188,19 +204,13 @@ class Dialogue:
         here so that every form behaves the same."""
         turn = ctx.turn
         ctx.intent = f"form:{form.name}"
-        if turn.unsupported:
-            ctx.say("text_only")
-            form.ask(ctx)
-            return "unsupported"
         if turn.contact is not None:
             return self._checked(ctx, form, form.contact(ctx, turn.contact))
         payload = turn.payload
         text = None
         if payload is None:
-            text, problem = check(turn.text)
-            if problem is not None:
-                values = {"limit": 4096} if problem is Problem.TOO_LONG else {}
-                ctx.say(problem.value, **values)
+            text = self._readable_text(ctx)
+            if text is None:
                 form.ask(ctx)
                 return "bad_input"
             if text.startswith("/"):
@@ -210,7 +220,7 @@ class Dialogue:
         if payload is not None:
             return self._form_payload(ctx, form, payload)
         assert text is not None
-        if text.casefold().strip(" .!") in CANCEL_WORDS:
+        if is_cancel(text):
             form.cancel(ctx)
             return "cancel"
         if text.casefold() in MENU_WORDS:

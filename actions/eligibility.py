@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 from actions.context import Context
 from actions.forms import FORM_PREFIX, Form, Invalid
-from actions.types import Button
+from actions.types import Button, Reply
 from db import repo
 from domain import eligibility, names
 from domain import nik as nik_rules
@@ -142,7 +142,7 @@ class EligibilityForm(Form):
         if not nik_rules.parse(values["nik"]).matches_birth_date(born):
             lines.append(ctx.texts("nik_date_warning"))
         self.finish(ctx)
-        ctx.replies.append(ctx.reply("\n".join(lines)))
+        ctx.replies.append(Reply("\n".join(lines)))
         if eligibility.eligible(criteria):
             ctx.say("eligibility_pass", buttons=(ctx.button("register_prokus"),
                                                  ctx.button("faq/benefits")))

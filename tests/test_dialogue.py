@@ -148,3 +148,15 @@ def test_a_crash_in_a_handler_gives_an_apology_not_a_traceback(assistant, texts)
 def test_every_text_key_used_by_the_menu_exists(texts):
     for intent in MAIN_MENU:
         assert f"label/{intent}" in texts
+
+
+def test_batal_and_menu_work_even_when_the_nlu_is_down(assistant, fake_nlu, texts):
+    fake_nlu.down = True
+    assert say(assistant, "Batal!")[0].text == texts("cancel_idle")
+    assert say(assistant, "menu")[0].text == texts("menu")
+    assert fake_nlu.seen == []
+
+
+def test_a_sticker_outside_a_form_gets_text_only_and_the_menu(assistant, texts):
+    replies = say(assistant, unsupported="sticker")
+    assert replies[0].text == texts("text_only") and payloads(replies) == MENU
