@@ -23,7 +23,8 @@ NO_WORDS = {"tidak", "tdk", "nggak", "ngga", "gak", "ga", "gk", "enggak", "engga
 
 # The main menu: intents offered as buttons (payload "/intent", label "label/<intent>").
 MAIN_MENU: tuple[str, ...] = (
-    "faq/what_is_prokus", "faq/requirements", "check_eligibility", "faq/cost", "help",
+    "faq/what_is_prokus", "faq/requirements", "check_eligibility", "register_prokus",
+    "faq/cost", "help",
 )
 
 

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from actions import eligibility, fallback, faq, smalltalk, support
+from actions import eligibility, fallback, faq, registration, smalltalk, status, support
 from actions.context import WIB, Context
 from actions.forms import FORM_PREFIX, Form, Invalid
 from actions.responses import Responses
@@ -32,6 +32,8 @@ COMMANDS = {
     "/help": "help",
     "/batal": "cancel",
     "/cek": "check_eligibility",
+    "/daftar": "register_prokus",
+    "/status": "registration_status",
 }
 
 # Outcomes that do not count as understanding the user (they keep the miss counter).
@@ -73,9 +75,10 @@ class Dialogue:
         self.clock = clock
         self.handlers: dict[str, Handler] = {
             **smalltalk.HANDLERS, **support.HANDLERS, **fallback.HANDLERS,
-            **eligibility.HANDLERS,
+            **eligibility.HANDLERS, **registration.HANDLERS, **status.HANDLERS,
         }
-        self.forms: dict[str, Form] = {**eligibility.FORMS}
+        self.forms: dict[str, Form] = {**eligibility.FORMS, **registration.FORMS,
+                                       **status.FORMS}
 
     def respond(self, session: Session, turn: Turn) -> list[Reply]:
         """Handle one turn inside the caller's session; the caller commits."""
@@ -122,6 +125,10 @@ class Dialogue:
         """
         turn = ctx.turn
         if turn.payload:
+            if turn.payload.startswith(FORM_PREFIX):  # a button of a form that has ended
+                ctx.intent = "form_expired"
+                ctx.say("form_expired", buttons=ctx.main_menu())
+                return "payload"
             ctx.intent = self._intent_from_slash(turn.payload)
             return "payload"
         if turn.contact is not None:

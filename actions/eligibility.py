@@ -4,21 +4,14 @@ every lookup is audited, and each user may check at most 5 NIKs an hour."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 from actions.context import Context
 from actions.forms import FORM_PREFIX, Form, Invalid
+from actions.identity import rate_limited, verify
 from actions.types import Button, Reply
-from db import repo
 from domain import eligibility, names
 from domain import nik as nik_rules
-
-LOOKUPS_PER_HOUR = 5
-LOOKUP_ACTION = "nik_lookup"
-
-
-def actor(ctx: Context) -> str:
-    return f"user:{ctx.user.id}"
 
 
 def sector_buttons(ctx: Context) -> tuple[Button, ...]:
@@ -49,14 +42,10 @@ class EligibilityForm(Form):
     free_text_steps = frozenset({"name"})
 
     def start(self, ctx: Context) -> None:
-        if self.rate_limited(ctx):
-            ctx.say("eligibility_rate_limited", buttons=ctx.main_menu())
+        if rate_limited(ctx):
+            ctx.say("nik_rate_limited", buttons=ctx.main_menu())
             return
         super().start(ctx)
-
-    def rate_limited(self, ctx: Context) -> bool:
-        since = ctx.now - timedelta(hours=1)
-        return repo.count_recent(ctx.session, actor(ctx), LOOKUP_ACTION, since) >= LOOKUPS_PER_HOUR
 
     def ask(self, ctx: Context) -> None:
         step = self.step(ctx)
@@ -98,16 +87,12 @@ class EligibilityForm(Form):
         if not text or not names.plausible(text):
             return Invalid("name_invalid", {})
         values = self.data(ctx)["values"]
-        if self.rate_limited(ctx):
+        if rate_limited(ctx):
             self.finish(ctx)
-            ctx.say("eligibility_rate_limited", buttons=ctx.main_menu())
+            ctx.say("nik_rate_limited", buttons=ctx.main_menu())
             return None
-        kpm = repo.find_kpm(ctx.session, values["nik"])
-        matched = kpm is not None and names.same_person(text, kpm.nama)
-        outcome = "verified" if matched else ("name_mismatch" if kpm else "not_found")
-        repo.audit(ctx.session, actor(ctx), LOOKUP_ACTION, outcome,
-                   subject=nik_rules.mask(values["nik"]), at=ctx.now)
-        if not matched:
+        kpm = verify(ctx, values["nik"], text, purpose="eligibility")
+        if kpm is None:
             # Identical reply whether the NIK is unknown or the name differs.
             self.finish(ctx)
             ctx.say("eligibility_not_verified", buttons=(

@@ -21,7 +21,7 @@ def inform(ctx: Context) -> None:
 
 
 def not_open_yet(ctx: Context) -> None:
-    """Registration, status and schedules through chat are not open yet: say who helps."""
+    """Schedules and mentor contacts through chat are not open yet: say who helps."""
     ctx.say(f"not_open/{ctx.intent}", buttons=ctx.main_menu())
 
 
@@ -29,8 +29,6 @@ HANDLERS = {
     "human_handoff": human_handoff,
     "report_problem": report_problem,
     "inform": inform,
-    "register_prokus": not_open_yet,
-    "registration_status": not_open_yet,
     "mentoring_schedule": not_open_yet,
     "mentor_contact": not_open_yet,
 }

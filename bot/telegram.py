@@ -44,6 +44,8 @@ COMMANDS = [
     ("start", "Mulai dan lihat menu"),
     ("menu", "Menu utama"),
     ("cek", "Cek kelayakan Prokus"),
+    ("daftar", "Daftar Prokus"),
+    ("status", "Status pendaftaran"),
     ("bantuan", "Cara memakai asisten"),
     ("batal", "Hentikan proses yang sedang berjalan"),
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -77,3 +77,83 @@ class AuditLog(Base):
     subject: Mapped[str | None] = mapped_column(String(64), nullable=True)
     outcome: Mapped[str] = mapped_column(String(32))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+
+
+class Registration(Base):
+    """A Prokus registration submitted through the assistant.
+
+    One active registration per NIK: a partial unique index ignores rejected ones, so a
+    rejected applicant may register again.
+    """
+
+    __tablename__ = "registrations"
+    __table_args__ = (
+        Index("uq_registrations_active_nik", "nik", unique=True,
+              sqlite_where=text("status != 'ditolak'"),
+              postgresql_where=text("status != 'ditolak'")),
+        Index("ix_registrations_user", "user_id"),
+        Index("ix_registrations_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(16), unique=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
+                                                nullable=True)
+    nik: Mapped[str] = mapped_column(String(16))
+    nama: Mapped[str] = mapped_column(String(120))
+    tanggal_lahir: Mapped[date] = mapped_column(Date)
+    no_hp: Mapped[str] = mapped_column(String(16))
+    kabupaten: Mapped[str] = mapped_column(String(60))
+    kecamatan: Mapped[str] = mapped_column(String(60))
+    desa: Mapped[str] = mapped_column(String(60))
+    bidang_usaha: Mapped[str] = mapped_column(String(32))
+    deskripsi_usaha: Mapped[str] = mapped_column(String(300))
+    lama_usaha_bulan: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16), default="diajukan")
+    alasan: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RegistrationCounter(Base):
+    """The last registration number given out per year; its row is the submission lock."""
+
+    __tablename__ = "registration_counters"
+
+    year: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(default=0)
+
+
+class OutboxMessage(Base):
+    """A proactive message (status notice, reminder, broadcast): the text, once."""
+
+    __tablename__ = "outbox_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OutboxItem(Base):
+    """One message to one recipient: unique per (message, recipient), so it is sent once.
+
+    state: pending -> sending -> sent | failed | blocked | uncertain (or cancelled).
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("message_id", "user_id", name="uq_outbox_message_user"),
+        Index("ix_outbox_state_due", "state", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("outbox_messages.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -2,39 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 
 import pytest
 from sqlalchemy import select
 
 from actions.context import WIB
-from actions.dialogue import Dialogue
 from actions.types import Contact, Turn
-from bot.app import Assistant
-from db.engine import make_sessionmaker
-from db.models import AuditLog, Conversation, Kpm, utcnow
-from nlu.client import Entity, Parse
-from tests.conftest import FakeNLU
-
-TODAY = datetime(2026, 11, 28, 10, 0, tzinfo=WIB)
-
-REGISTRY = [
-    # nik, name, born, sex, status
-    ("3201051203900001", "Budi Santoso", date(1990, 3, 12), "L", "graduasi"),
-    ("3201055508920002", "Siti Aminah", date(1992, 8, 15), "P", "graduasi"),
-    ("3374024101950003", "Dewi Lestari", date(1995, 1, 1), "P", "aktif"),
-    ("3201052811860004", "Agus Wibowo", date(1986, 11, 28), "L", "graduasi"),
-    ("3201050505900005", "Rina Marlina", date(1991, 5, 5), "P", "graduasi"),
-    ("3201056902000006", "Putri Kabisat", date(2000, 2, 29), "P", "graduasi"),
-]
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
+from db.models import AuditLog, Conversation
+from tests.chat_helpers import TODAY, Chat, Clock, load_registry, make_bot, make_nlu
 
 
 @pytest.fixture
@@ -44,43 +20,13 @@ def clock():
 
 @pytest.fixture
 def nlu():
-    fake = FakeNLU()
-    fake.rules["syarat"] = Parse(
-        "faq", 0.95,
-        response_selector={"faq": {"response": {"intent_response_key": "faq/requirements"}}})
-    fake.rules["gorengan"] = Parse("inform", 0.9, entities=(Entity("business_sector", "kuliner"),))
-    return fake
+    return make_nlu()
 
 
 @pytest.fixture
 def bot(sqlite_engine, nlu, texts, clock):
-    sessions = make_sessionmaker(sqlite_engine)
-    with sessions.begin() as session:
-        for nik, name, born, sex, status in REGISTRY:
-            session.add(Kpm(nik=nik, nama=name, tanggal_lahir=born, jenis_kelamin=sex,
-                            kode_wilayah="3201052001", status_pkh=status, updated_at=utcnow()))
-    return Assistant(Dialogue(nlu, texts, clock=clock), sessions)
-
-
-class Chat:
-    def __init__(self, bot: Assistant, user: str = "50") -> None:
-        self.bot, self.user, self.replies = bot, user, []
-
-    def send(self, text=None, payload=None, contact=None):
-        self.replies = self.bot.handle(Turn("telegram", self.user, text=text, payload=payload,
-                                            contact=contact))
-        return self
-
-    def press(self, label):
-        payload = next(b.payload for r in self.replies for b in r.buttons if b.label == label)
-        return self.send(payload=payload)
-
-    @property
-    def text(self) -> str:
-        return "\n".join(r.text for r in self.replies)
-
-    def labels(self):
-        return [b.label for r in self.replies for b in r.buttons]
+    load_registry(sqlite_engine)
+    return make_bot(sqlite_engine, nlu, texts, clock)
 
 
 def check(bot, nik, name, sector_label="Kuliner", user="50"):
@@ -187,7 +133,7 @@ def test_lookups_are_audited_with_masked_nik_only(bot, sqlite_engine):
 def test_at_most_five_nik_checks_per_hour(bot, texts, clock):
     for _ in range(5):
         check(bot, "3201051203909999", "Siapa Saja", sector_label=None)
-    assert Chat(bot).send("/cek").text == texts("eligibility_rate_limited")
+    assert Chat(bot).send("/cek").text == texts("nik_rate_limited")
     assert Chat(bot, user="70").send("/cek").text == texts("eligibility_consent"), "per user"
     clock.now = datetime(2026, 11, 28, 11, 1, tzinfo=WIB)
     assert Chat(bot).send("/cek").text == texts("eligibility_consent"), "an hour later"
@@ -198,7 +144,7 @@ def test_limit_also_holds_for_a_form_started_before_it_was_reached(bot, texts):
     for _ in range(5):
         check(bot, "3201051203909999", "Siapa Saja", sector_label=None)
     # Five more lookups happened meanwhile (the form above was restarted by /cek each time).
-    assert Chat(bot).send("/cek").text == texts("eligibility_rate_limited")
+    assert Chat(bot).send("/cek").text == texts("nik_rate_limited")
 
 
 def test_no_consent_means_no_nik_question(bot, texts, sqlite_engine):
@@ -231,7 +177,7 @@ def test_side_question_is_answered_then_the_form_asks_again(bot, texts):
 def test_a_restart_loses_nothing_and_start_offers_to_continue(sqlite_engine, nlu, texts, clock,
                                                               bot):
     Chat(bot).send("/cek").send("ya").send("3201051203900001")
-    restarted = Assistant(Dialogue(nlu, texts, clock=clock), make_sessionmaker(sqlite_engine))
+    restarted = make_bot(sqlite_engine, nlu, texts, clock)
     chat = Chat(restarted).send("/start")
     assert chat.text == texts("form_resume_offer")
     chat.press(texts("form_resume"))

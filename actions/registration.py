@@ -1,0 +1,359 @@
+"""Prokus registration through conversation.
+
+consent -> NIK -> full name (checked against the KPM registry, then the Prokus rules and
+any active registration) -> birth date (offered from the NIK) -> phone (shared contact or
+typed) -> kabupaten/kota -> kecamatan -> desa/kelurahan -> business field -> description ->
+months running -> summary with Kirim / Ubah / Batal.
+
+Progress lives in the conversation state, so a restart loses nothing; "batal" saves
+nothing; the rules are checked again at submission, which is atomic per NIK.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from actions.context import Context
+from actions.eligibility import sector_buttons, sector_from_text
+from actions.forms import FORM_PREFIX, Form, Invalid
+from actions.identity import actor, rate_limited, verify
+from actions.types import Button, Contact, Reply
+from db import registrations, repo
+from db.models import Registration
+from domain import dates, eligibility, names
+from domain import nik as nik_rules
+from domain import phone as phone_rules
+from domain import registration as rules
+
+# Fields the user may change from the summary (NIK and name were proven together: to
+# change them, start again).
+EDITABLE = ("birth_date", "phone", "kabupaten", "kecamatan", "desa", "business",
+            "description", "months")
+PLACES = ("kabupaten", "kecamatan", "desa")
+SUBMIT_WORDS = {"kirim", "kirimkan", "kirim sekarang", "submit", "daftar", "sudah benar"}
+EDIT_WORDS = {"ubah", "ganti", "edit", "perbaiki", "ada yang salah"}
+
+
+def status_line(ctx: Context, registration: Registration) -> str:
+    """One registration for the user: number, date, status (and reason when rejected)."""
+    text = ctx.texts("status_line", number=registration.number,
+                     date=dates.indonesian(registration.created_at.date()),
+                     sector=ctx.texts(f"sector/{registration.bidang_usaha}"),
+                     status=ctx.texts(f"status/{registration.status}"))
+    if registration.status == rules.REJECTED and registration.alasan:
+        text += "\n" + ctx.texts("status_reason", reason=registration.alasan)
+    return text
+
+
+def nik_birth_date(nik: str, today: date) -> date | None:
+    """The birth date the NIK implies, with the century that gives an adult's age."""
+    candidates = [d for d in nik_rules.parse(nik).birth_dates()
+                  if 15 <= eligibility.age_on(d, today) <= 100]
+    return max(candidates) if candidates else None
+
+
+class RegistrationForm(Form):
+    name = "registration"
+    intents = frozenset({"register_prokus"})
+    steps = ("consent", "nik", "name", "birth_date", "phone", "kabupaten", "kecamatan",
+             "desa", "business", "description", "months", "summary", "edit")
+    free_text_steps = frozenset({"name", "kabupaten", "kecamatan", "desa", "description"})
+
+    def start(self, ctx: Context) -> None:
+        if rate_limited(ctx):
+            ctx.say("nik_rate_limited", buttons=ctx.main_menu())
+            return
+        super().start(ctx)
+
+    def values(self, ctx: Context) -> dict:
+        return self.data(ctx)["values"]
+
+    def advance(self, ctx: Context) -> None:
+        """Go to the next step, or back to the summary when the user was changing a field."""
+        data = self.data(ctx)
+        if data.pop("editing", False):
+            self.goto(ctx, "summary")
+            return
+        self.goto(ctx, self.steps[self.steps.index(data["step"]) + 1])
+
+    # ------------------------------------------------------------------ asking
+    def ask(self, ctx: Context) -> None:
+        step = self.step(ctx)
+        if step == "consent":
+            ctx.say("registration_consent", buttons=(
+                Button(ctx.texts("consent_yes"), f"{FORM_PREFIX}yes"),
+                Button(ctx.texts("consent_no"), f"{FORM_PREFIX}no"),
+            ))
+        elif step == "birth_date":
+            self._ask_birth_date(ctx)
+        elif step == "phone":
+            ctx.say("registration_ask_phone", ask_contact=True)
+        elif step == "business":
+            ctx.say("registration_ask_business", buttons=sector_buttons(ctx))
+        elif step == "summary":
+            self._show_summary(ctx)
+        elif step == "edit":
+            ctx.say("registration_ask_edit", buttons=tuple(
+                Button(ctx.texts(f"field/{f}"), f"{FORM_PREFIX}edit:{f}") for f in EDITABLE))
+        else:
+            ctx.say(f"registration_ask_{step}")
+
+    def _ask_birth_date(self, ctx: Context) -> None:
+        implied = nik_birth_date(self.values(ctx)["nik"], ctx.today)
+        if implied is None or self.data(ctx).get("typing_date"):
+            ctx.say("registration_ask_birth_date_typed")
+            return
+        ctx.say("registration_ask_birth_date", date=dates.indonesian(implied), buttons=(
+            Button(ctx.texts("birth_date_ok"), f"{FORM_PREFIX}dob_ok"),
+            Button(ctx.texts("birth_date_other"), f"{FORM_PREFIX}dob_other"),
+        ))
+
+    def _show_summary(self, ctx: Context) -> None:
+        v = self.values(ctx)
+        ctx.say("registration_summary",
+                nik=nik_rules.mask(v["nik"]), name=v["name"],
+                birth_date=dates.indonesian(date.fromisoformat(v["birth_date"])),
+                phone=v["phone"], kabupaten=v["kabupaten"], kecamatan=v["kecamatan"],
+                desa=v["desa"], sector=ctx.texts(f"sector/{v['business']}"),
+                description=v["description"], months=self._months_text(ctx, v["months"]),
+                buttons=(Button(ctx.texts("registration_submit"), f"{FORM_PREFIX}submit"),
+                         Button(ctx.texts("registration_edit"), f"{FORM_PREFIX}edit"),
+                         Button(ctx.texts("registration_cancel"), f"{FORM_PREFIX}stop")))
+
+    @staticmethod
+    def _months_text(ctx: Context, months: int) -> str:
+        if months == 0:
+            return ctx.texts("months_under_one")
+        years, rest = divmod(months, 12)
+        if years and rest:
+            return ctx.texts("months_years_and_months", years=years, months=rest)
+        if years:
+            return ctx.texts("months_years", years=years)
+        return ctx.texts("months_months", months=months)
+
+    # ------------------------------------------------------------------ answers
+    def answer(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        return getattr(self, f"_{self.step(ctx)}")(ctx, text, payload)
+
+    def _consent(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        choice = payload or ctx.yes_no(text)
+        if choice in (f"{FORM_PREFIX}yes", "affirm"):
+            self.goto(ctx, "nik")
+            return None
+        if choice in (f"{FORM_PREFIX}no", "deny"):
+            self.finish(ctx)
+            ctx.say("registration_no_consent", buttons=(ctx.button("faq/requirements"),
+                                                        ctx.button("human_handoff")))
+            return None
+        return Invalid("consent_unclear", {})
+
+    def _nik(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        try:
+            parsed = nik_rules.parse(text or "")
+        except nik_rules.NikError as error:
+            return Invalid(error.key, error.values)
+        self.values(ctx)["nik"] = parsed.value
+        self.goto(ctx, "name")
+        return None
+
+    def _name(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        if not text or not names.plausible(text):
+            return Invalid("name_invalid", {})
+        v = self.values(ctx)
+        if rate_limited(ctx):
+            self.finish(ctx)
+            ctx.say("nik_rate_limited", buttons=ctx.main_menu())
+            return None
+        kpm = verify(ctx, v["nik"], text, purpose="registration")
+        if kpm is None:
+            self.finish(ctx)  # same reply whether the NIK is unknown or the name differs
+            ctx.say("eligibility_not_verified", buttons=(
+                ctx.button("register_prokus"), ctx.button("human_handoff")))
+            return None
+        existing = registrations.active_for_nik(ctx.session, v["nik"])
+        if existing is not None:
+            self.finish(ctx)
+            ctx.say("registration_exists", status=status_line(ctx, existing),
+                    buttons=ctx.main_menu())
+            return None
+        failed = [c for c in eligibility.evaluate(kpm.status_pkh, kpm.tanggal_lahir, None,
+                                                  ctx.today) if c.key != "business" and not c.ok]
+        if failed:
+            self.finish(ctx)
+            self._not_eligible(ctx, failed)
+            return None
+        v["name"] = " ".join(text.split()).title()
+        self.advance(ctx)
+        return None
+
+    def _not_eligible(self, ctx: Context, failed: list[eligibility.Criterion]) -> None:
+        lines = [ctx.texts("registration_not_eligible")]
+        lines += [f"❌ {ctx.texts(f'criterion/{c.key}/fail', **c.values)}" for c in failed]
+        ctx.replies.append(Reply("\n".join(lines)))
+        ctx.say("eligibility_fail", buttons=(ctx.button("human_handoff"), *ctx.main_menu()))
+
+    def _birth_date(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        v = self.values(ctx)
+        if payload == f"{FORM_PREFIX}dob_other":
+            self.data(ctx)["typing_date"] = True
+            self.ask(ctx)
+            return None
+        if payload == f"{FORM_PREFIX}dob_ok" or (
+                payload is None and ctx.yes_no(text) == "affirm"
+                and not self.data(ctx).get("typing_date")):
+            born = nik_birth_date(v["nik"], ctx.today)
+            if born is None:
+                return Invalid("date_unreadable", {})
+        elif payload is None and ctx.yes_no(text) == "deny":
+            self.data(ctx)["typing_date"] = True
+            self.ask(ctx)
+            return None
+        else:
+            try:
+                born = dates.parse_birth_date(text or "", ctx.today)
+            except dates.DateError as error:
+                return Invalid(error.key, {})
+        self.data(ctx).pop("typing_date", None)
+        v["birth_date"] = born.isoformat()
+        if not nik_rules.parse(v["nik"]).matches_birth_date(born):
+            ctx.say("registration_birth_date_warning", date=dates.indonesian(born))
+        self.advance(ctx)
+        return None
+
+    def _phone(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        number = phone_rules.normalise(text or "")
+        if number is None:
+            return Invalid("phone_invalid", {})
+        self.values(ctx)["phone"] = number
+        self.advance(ctx)
+        return None
+
+    def contact(self, ctx: Context, contact: Contact) -> Invalid | None:
+        if self.step(ctx) != "phone":
+            return super().contact(ctx, contact)
+        if not ctx.turn.shares_own_contact:
+            return Invalid("phone_not_own", {})
+        number = phone_rules.normalise(contact.phone)
+        if number is None:
+            return Invalid("phone_invalid", {})
+        self.values(ctx)["phone"] = number
+        self.advance(ctx)
+        return None
+
+    def _place(self, ctx: Context, text: str | None) -> Invalid | None:
+        place = rules.clean_place(text or "")
+        if place is None:
+            return Invalid("place_invalid", {"what": ctx.texts(f"field/{self.step(ctx)}")})
+        self.values(ctx)[self.step(ctx)] = place
+        self.advance(ctx)
+        return None
+
+    def _kabupaten(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        return self._place(ctx, text)
+
+    def _kecamatan(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        return self._place(ctx, text)
+
+    def _desa(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        return self._place(ctx, text)
+
+    def _business(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        prefix = f"{FORM_PREFIX}sector:"
+        sector = payload.removeprefix(prefix) if payload and payload.startswith(prefix) else (
+            sector_from_text(ctx, text) if text else None)
+        if sector == eligibility.NO_BUSINESS:
+            self.finish(ctx)
+            self._not_eligible(ctx, [eligibility.Criterion("business", False, {})])
+            return None
+        if sector not in eligibility.SECTORS:
+            return Invalid("sector_unclear", {})
+        self.values(ctx)["business"] = sector
+        self.advance(ctx)
+        return None
+
+    def _description(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        description = rules.clean_description(text or "")
+        if description is None:
+            return Invalid("description_invalid", {"min": rules.DESCRIPTION_MIN,
+                                                   "max": rules.DESCRIPTION_MAX})
+        self.values(ctx)["description"] = description
+        self.advance(ctx)
+        return None
+
+    def _months(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        duration = rules.parse_months(text or "")
+        if duration.months is None:
+            return Invalid(duration.key or "months_unreadable", {})
+        self.values(ctx)["months"] = duration.months
+        self.advance(ctx)
+        return None
+
+    def _summary(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        lowered = (text or "").casefold().strip(" .!")
+        if payload == f"{FORM_PREFIX}submit" or lowered in SUBMIT_WORDS or (
+                payload is None and ctx.yes_no(text) == "affirm"):
+            self.submit(ctx)
+            return None
+        if payload == f"{FORM_PREFIX}edit" or lowered in EDIT_WORDS:
+            self.goto(ctx, "edit")
+            return None
+        return Invalid("summary_unclear", {})
+
+    def _edit(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        prefix = f"{FORM_PREFIX}edit:"
+        field = payload.removeprefix(prefix) if payload and payload.startswith(prefix) else None
+        if field is None and text:  # a typed field name, e.g. "nomor hp" or "desa"
+            lowered = text.casefold().strip()
+            field = next((f for f in EDITABLE if lowered == ctx.texts(f"field/{f}").casefold()
+                          or lowered == f), None)
+        if field not in EDITABLE:
+            return Invalid("edit_unclear", {})
+        self.data(ctx)["editing"] = True
+        self.data(ctx).pop("typing_date", None)
+        self.goto(ctx, field)
+        return None
+
+    # ------------------------------------------------------------------ submission
+    def submit(self, ctx: Context) -> None:
+        """Check the rules again with today's registry data, then submit atomically."""
+        v = self.values(ctx)
+        kpm = repo.find_kpm(ctx.session, v["nik"])
+        criteria = eligibility.evaluate(kpm.status_pkh if kpm else "", kpm.tanggal_lahir
+                                        if kpm else date.min, v["business"], ctx.today)
+        if kpm is None or not eligibility.eligible(criteria):
+            self.finish(ctx)
+            self._not_eligible(ctx, [c for c in criteria if not c.ok])
+            repo.audit(ctx.session, actor(ctx), "registration_submit", "not_eligible",
+                       subject=nik_rules.mask(v["nik"]), at=ctx.now)
+            return
+        fields = {
+            "nik": v["nik"], "nama": v["name"],
+            "tanggal_lahir": date.fromisoformat(v["birth_date"]), "no_hp": v["phone"],
+            "kabupaten": v["kabupaten"], "kecamatan": v["kecamatan"], "desa": v["desa"],
+            "bidang_usaha": v["business"], "deskripsi_usaha": v["description"],
+            "lama_usaha_bulan": v["months"],
+        }
+        result = registrations.submit(ctx.session, fields, ctx.user.id, ctx.today.year)
+        self.finish(ctx)
+        repo.audit(ctx.session, actor(ctx), "registration_submit",
+                   "submitted" if result.created else "duplicate",
+                   subject=result.registration.number,
+                   detail={"nik": nik_rules.mask(v["nik"])}, at=ctx.now)
+        if result.created:
+            ctx.say("registration_submitted", number=result.registration.number,
+                    buttons=(ctx.button("registration_status"), ctx.button("faq/mentoring_what")))
+        else:
+            ctx.say("registration_exists", status=status_line(ctx, result.registration),
+                    buttons=ctx.main_menu())
+
+
+FORM = RegistrationForm()
+
+
+def register(ctx: Context) -> None:
+    """Start the registration form."""
+    FORM.start(ctx)
+
+
+HANDLERS = {"register_prokus": register}
+FORMS = {FORM.name: FORM}
