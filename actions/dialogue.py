@@ -54,6 +54,20 @@ class NLU(Protocol):
     def parse(self, text: str) -> Parse: ...
 
 
+# At a free-text step (a name, a place, a description) an answer can sound like a topic the
+# NLU knows ("jualan gorengan di depan SD" is close to "which business fields?"), so there
+# a message is only taken as a side question when it is phrased as one.
+QUESTION_WORDS = {"apa", "apakah", "bagaimana", "gimana", "gmn", "gmana", "bgmn", "berapa",
+                  "brp", "kapan", "kpn", "siapa", "dimana", "mana", "kenapa", "knp", "mengapa",
+                  "bisakah", "bolehkah", "tanya", "nanya", "jelaskan", "bantuan", "tolong",
+                  "petugas", "jadwal", "status", "menu"}
+
+
+def looks_like_question(text: str) -> bool:
+    words = set(text.casefold().replace("?", " ? ").split())
+    return "?" in words or bool(words & QUESTION_WORDS)
+
+
 def is_cancel(text: str) -> bool:
     """"batal", "stop", "gak jadi"...: understood without the NLU, so it works when it is down."""
     return text.casefold().strip(" .!") in CANCEL_WORDS
@@ -234,7 +248,7 @@ class Dialogue:
             return self._side(ctx, form, "menu")
         step = form.step(ctx)
         looks_like_data = sum(ch.isdigit() for ch in text) >= 6
-        if step in form.free_text_steps and not looks_like_data:
+        if step in form.free_text_steps and not looks_like_data and looks_like_question(text):
             side = self._side_intent(ctx, text)
             if side:
                 return self._side(ctx, form, side)

@@ -11,9 +11,9 @@ nothing; the rules are checked again at submission, which is atomic per NIK.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date
 
-from actions.context import Context
+from actions.context import WIB, Context
 from actions.eligibility import sector_buttons, sector_from_text
 from actions.forms import FORM_PREFIX, Form, Invalid
 from actions.identity import actor, rate_limited, verify
@@ -36,8 +36,11 @@ EDIT_WORDS = {"ubah", "ganti", "edit", "perbaiki", "ada yang salah"}
 
 def status_line(ctx: Context, registration: Registration) -> str:
     """One registration for the user: number, date, status (and reason when rejected)."""
+    created = registration.created_at
+    if created.tzinfo is None:  # SQLite keeps no zone; we always write UTC
+        created = created.replace(tzinfo=UTC)
     text = ctx.texts("status_line", number=registration.number,
-                     date=dates.indonesian(registration.created_at.date()),
+                     date=dates.indonesian(created.astimezone(WIB).date()),
                      sector=ctx.texts(f"sector/{registration.bidang_usaha}"),
                      status=ctx.texts(f"status/{registration.status}"))
     if registration.status == rules.REJECTED and registration.alasan:

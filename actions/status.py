@@ -20,7 +20,7 @@ def show(ctx: Context, found: list) -> None:
 
 class StatusForm(Form):
     name = "status"
-    intents = frozenset({"registration_status"})
+    # Not started by intent while another form runs: the handler below decides.
     steps = ("consent", "nik", "name")
     free_text_steps = frozenset({"name"})
 
@@ -84,6 +84,8 @@ def registration_status(ctx: Context) -> None:
     found = registrations.for_user(ctx.session, ctx.user.id)
     if found:
         show(ctx, found)
+    elif ctx.state.get("form"):  # asked in the middle of a form: do not replace it
+        ctx.say("status_none_for_account")
     elif rate_limited(ctx):
         ctx.say("nik_rate_limited", buttons=ctx.main_menu())
     else:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from bot.cli_common import DatabaseGroup
+from bot.cli_common import status as _status
 from bot.logging import configure_logging
 from bot.settings import Settings
 
@@ -23,10 +25,6 @@ def main(ctx: click.Context) -> None:
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)
     ctx.obj = settings
-
-
-def _status(message: str) -> None:
-    click.echo(message, err=True)
 
 
 @contextlib.contextmanager
@@ -95,20 +93,6 @@ def run_bot(settings: Settings) -> None:
             run_polling(settings, url)
     except (FileNotFoundError, RuntimeError, TimeoutError) as exc:
         raise click.ClickException(str(exc)) from exc
-
-
-class DatabaseGroup(click.Group):
-    """Turn database connection errors into one clear line instead of a traceback."""
-
-    def invoke(self, ctx: click.Context):
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import OperationalError
-
-        try:
-            return super().invoke(ctx)
-        except OperationalError as exc:
-            url = make_url(ctx.find_root().obj.database_url).render_as_string(hide_password=True)
-            raise click.ClickException(f"Cannot use the database {url}: {exc.orig}") from exc
 
 
 @main.group(cls=DatabaseGroup)
@@ -293,6 +277,10 @@ def nlu_fingerprint(settings: Settings) -> None:
 
     click.echo(model_path(settings.project_root, settings.models_dir).name)
 
+
+from bot.cli_registrations import registrations  # noqa: E402
+
+main.add_command(registrations)
 
 if __name__ == "__main__":
     main()

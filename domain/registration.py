@@ -30,7 +30,9 @@ _MONTH_WORDS = {"sebulan": 1, "setahun": 12, "satu": 1, "dua": 2, "tiga": 3, "em
                 "sebelas": 11, "dua belas": 12, "setengah": 0.5}
 _DURATION = re.compile(r"^(?:sudah\s+|udah\s+|sdh\s+|kurang lebih\s+|sekitar\s+|±\s*)?"
                        r"(\d+(?:[.,]\d+)?|[a-z]+(?: belas)?)?\s*"
-                       r"(bulan|bln|bl|tahun|thn|th|minggu|mgg)?(?:\s+lalu|\s+an)?$")
+                       r"(bulan|bln|bl|tahun|thn|th|minggu|mgg)?(?:an)?(?:\s+lalu)?$")
+_YEARS_AND_MONTHS = re.compile(r"^(?:sudah\s+|udah\s+|sdh\s+)?(\d+)\s*(?:tahun|thn|th)\s*"
+                               r"(?:dan\s+|lebih\s+)?(\d+)\s*(?:bulan|bln|bl)$")
 
 
 class StatusChangeError(ValueError):
@@ -84,6 +86,10 @@ def parse_months(text: str) -> Duration:
     """How long the business has run, in months: "8", "8 bulan", "2 tahun", "1,5 thn",
     "setahun", "dua tahun", "3 minggu" (under a month -> 0)."""
     value = " ".join(text.casefold().strip(" .!").split())
+    both = _YEARS_AND_MONTHS.match(value)
+    if both:
+        months = int(both[1]) * 12 + int(both[2])
+        return Duration(months) if months <= MONTHS_MAX else Duration(None, "months_too_many")
     match = _DURATION.match(value)
     if not match or not match[1]:
         return Duration(None, "months_unreadable")

@@ -12,6 +12,7 @@ from actions.context import WIB
 from actions.types import Contact, Turn
 from db.engine import make_sessionmaker
 from db.models import AuditLog, Conversation, Registration
+from nlu.client import Parse
 from tests.chat_helpers import TODAY, Chat, Clock, load_registry, make_bot, make_nlu
 
 BUDI = "3201051203900001"
@@ -379,3 +380,20 @@ def test_registration_is_in_the_menu_and_words_start_it(bot, texts, nlu):
     nlu.rules["mau dftr"] = ("register_prokus", 0.93)
     assert texts("label/register_prokus") in Chat(bot).send("/start").labels()
     assert Chat(bot, "90").send("sy mau dftr gmn caranya").text == texts("registration_consent")
+
+
+def test_a_description_that_sounds_like_a_topic_is_still_the_answer(bot, nlu, texts):
+    nlu.rules["es teh"] = Parse(
+        "faq", 0.97,
+        response_selector={"faq": {"response": {"intent_response_key": "faq/business_sectors"}}})
+    chat = reach(bot, "description").send("Jualan es teh dan gorengan di depan SD")
+    assert chat.text == texts("registration_ask_months")
+    chat = reach(bot, "kabupaten", user="51").send("es teh itu bidang apa?")  # a real question
+    assert chat.replies[0].text == texts("faq/business_sectors")
+
+
+def test_status_asked_mid_registration_keeps_the_form(bot, texts, sqlite_engine):
+    chat = reach(bot, "desa").send("/status")
+    assert chat.replies[0].text == texts("status_none_for_account")
+    assert chat.replies[-1].text == texts("registration_ask_desa")
+    assert form_state(sqlite_engine)["name"] == "registration"

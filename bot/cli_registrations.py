@@ -1,0 +1,150 @@
+"""`prokus registrations`: the operator's view of registrations (list, export, status)."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from bot.cli_common import DatabaseGroup, operator_name, sessions, status
+from bot.settings import Settings
+from domain import registration as rules
+from domain.nik import mask as mask_nik
+from domain.phone import mask as mask_phone
+
+STATUS = click.Choice(rules.STATUSES)
+EXPORT_COLUMNS = ("number", "status", "alasan", "created_at", "updated_at", "nik", "nama",
+                  "tanggal_lahir", "no_hp", "kabupaten", "kecamatan", "desa", "bidang_usaha",
+                  "deskripsi_usaha", "lama_usaha_bulan")
+LIST_COLUMNS = ("number", "created", "status", "nik", "nama", "no_hp", "kabupaten",
+                "bidang_usaha")
+
+
+def _utc(moment: datetime) -> str:
+    """ISO time in UTC (SQLite returns our UTC timestamps without their zone)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _row(registration, masked: bool) -> dict[str, object]:
+    return {
+        "number": registration.number, "status": registration.status,
+        "alasan": registration.alasan or "",
+        "created_at": _utc(registration.created_at),
+        "created": registration.created_at.date().isoformat(),
+        "updated_at": _utc(registration.updated_at),
+        "nik": mask_nik(registration.nik) if masked else registration.nik,
+        "nama": registration.nama, "tanggal_lahir": registration.tanggal_lahir.isoformat(),
+        "no_hp": mask_phone(registration.no_hp) if masked else registration.no_hp,
+        "kabupaten": registration.kabupaten, "kecamatan": registration.kecamatan,
+        "desa": registration.desa, "bidang_usaha": registration.bidang_usaha,
+        "deskripsi_usaha": registration.deskripsi_usaha,
+        "lama_usaha_bulan": registration.lama_usaha_bulan,
+    }
+
+
+@click.group(cls=DatabaseGroup)
+def registrations() -> None:
+    """Registrations submitted through the assistant: list, export, change status."""
+
+
+@registrations.command("list")
+@click.option("--status", "wanted", type=STATUS, default=None, help="Only this status.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table",
+              show_default=True)
+@click.pass_obj
+def list_registrations(settings: Settings, wanted: str | None, fmt: str) -> None:
+    """Show registrations, oldest first, with NIK and phone masked."""
+    from db import registrations as repo
+
+    with sessions(settings) as factory, factory() as session:
+        rows = [_row(r, masked=True) for r in repo.query(session, wanted)]
+    if fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, LIST_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    if not rows:
+        status("No registrations" + (f" with status {wanted}." if wanted else "."))
+        return
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in LIST_COLUMNS}
+    click.echo("  ".join(c.ljust(widths[c]) for c in LIST_COLUMNS))
+    for r in rows:
+        click.echo("  ".join(str(r[c]).ljust(widths[c]) for c in LIST_COLUMNS))
+    status(f"{len(rows)} registration(s)")
+
+
+@registrations.command("export")
+@click.option("--status", "wanted", type=STATUS, default=None, help="Only this status.")
+@click.option("--format", "fmt", type=click.Choice(["csv"]), default="csv", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File to write (default: standard output).")
+@click.option("--operator", default=None, help="Your name for the audit log "
+              "(default: PROKUS_OPERATOR or your login name).")
+@click.pass_obj
+def export_registrations(settings: Settings, wanted: str | None, fmt: str, out: Path | None,
+                         operator: str | None) -> None:
+    """Export registrations with full NIK and phone for verification (audited)."""
+    from db import registrations as repo
+    from db.repo import audit
+
+    actor = operator_name(operator)
+    with sessions(settings) as factory, factory.begin() as session:
+        with (open(out, "w", encoding="utf-8", newline="") if out
+              else contextlib.nullcontext(sys.stdout)) as target:
+            writer = csv.DictWriter(target, EXPORT_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            count = 0
+            with click.progressbar(repo.query(session, wanted), label="Exporting",
+                                   file=sys.stderr) as bar:
+                for registration in bar:
+                    writer.writerow(_row(registration, masked=False))
+                    count += 1
+        audit(session, actor, "registrations_export", "ok",
+              detail={"status": wanted, "rows": count, "format": fmt,
+                      "to": str(out) if out else "stdout"})
+    status(f"{count} registration(s) exported" + (f" to {out}" if out else ""))
+
+
+@registrations.command("set-status")
+@click.argument("number")
+@click.option("--status", "new_status", type=click.Choice(rules.STATUSES[1:]), required=True,
+              help="diverifikasi, diterima or ditolak.")
+@click.option("--reason", default=None, help="Why (required for ditolak; shown to the "
+              "applicant).")
+@click.option("--operator", default=None, help="Your name for the audit log "
+              "(default: PROKUS_OPERATOR or your login name).")
+@click.pass_obj
+def set_status(settings: Settings, number: str, new_status: str, reason: str | None,
+               operator: str | None) -> None:
+    """Change the status of registration NUMBER (PRK-YYYY-NNNNNN) and notify the applicant.
+
+    Allowed: diajukan -> diverifikasi | ditolak, diverifikasi -> diterima | ditolak.
+    The notice is written to the outbox in the same transaction and sent by the worker.
+    """
+    from actions.responses import Responses
+    from db import registrations as repo
+
+    number = number.strip().upper()
+    if not rules.NUMBER_RE.match(number):
+        raise click.BadParameter("expected a number like PRK-2026-000123", param_hint="NUMBER")
+    texts = Responses.load()
+    actor = operator_name(operator)
+
+    def notice(registration) -> str:
+        return texts(f"status_notice/{new_status}", number=registration.number,
+                     reason=(reason or "").strip())
+
+    try:
+        with sessions(settings) as factory, factory.begin() as session:
+            registration = repo.set_status(session, number, new_status, reason, actor, notice)
+            queued = registration.user_id is not None
+    except rules.StatusChangeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{number}: {new_status}" + (" (notice queued for the applicant)" if queued
+                                             else " (no chat account to notify)"))
