@@ -26,6 +26,7 @@ class Invalid:
 
     key: str
     values: dict[str, Any]
+    ask_contact: bool = False  # offer the "share contact" button again with the hint
 
 
 class Form:
@@ -87,7 +88,7 @@ class Form:
                 Button(ctx.texts("form_stop"), f"{FORM_PREFIX}stop"),
             ))
             return
-        ctx.say(invalid.key, **invalid.values)
+        ctx.say(invalid.key, ask_contact=invalid.ask_contact, **invalid.values)
 
     def cancel(self, ctx: Context) -> None:
         self.finish(ctx)

@@ -226,7 +226,7 @@ class RegistrationForm(Form):
     def _phone(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
         number = phone_rules.normalise(text or "")
         if number is None:
-            return Invalid("phone_invalid", {})
+            return Invalid("phone_invalid", {}, ask_contact=True)
         self.values(ctx)["phone"] = number
         self.advance(ctx)
         return None
@@ -235,10 +235,10 @@ class RegistrationForm(Form):
         if self.step(ctx) != "phone":
             return super().contact(ctx, contact)
         if not ctx.turn.shares_own_contact:
-            return Invalid("phone_not_own", {})
+            return Invalid("phone_not_own", {}, ask_contact=True)
         number = phone_rules.normalise(contact.phone)
         if number is None:
-            return Invalid("phone_invalid", {})
+            return Invalid("phone_invalid", {}, ask_contact=True)
         self.values(ctx)["phone"] = number
         self.advance(ctx)
         return None

@@ -122,9 +122,14 @@ class TelegramChannel:
 
     async def send(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, replies: list[Reply]):
         """Send replies in order; a user who blocked the bot is logged, not retried."""
+        chat_data = context.chat_data if context.chat_data is not None else {}
         for reply in replies:
             try:
                 markup = keyboard(reply, self.texts("share_contact_button"))
+                if markup is None and chat_data.pop("contact_keyboard", False):
+                    markup = ReplyKeyboardRemove()  # the contact step is over: hide its button
+                elif reply.ask_contact:
+                    chat_data["contact_keyboard"] = True
                 await context.bot.send_message(chat_id, reply.text, reply_markup=markup)
             except Forbidden:
                 log.info("user blocked the bot", extra={"chat": "private"})

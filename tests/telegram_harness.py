@@ -79,6 +79,16 @@ class Chat:
         self.fake.push_contact(self.user_id, phone, contact_user_id=-1 if own else None)
         return self
 
+    def press_contact_button(self) -> Chat:
+        """Press the "share contact" keyboard button of the last message: Telegram then
+        sends the user's own contact (with their user id)."""
+        markup = (self.last.reply_markup if self.last else None) or {}
+        for row in markup.get("keyboard", []):
+            for button in row:
+                if isinstance(button, dict) and button.get("request_contact"):
+                    return self.share_contact(f"+62812{self.user_id:07d}"[:14], own=True)
+        raise ConversationError(f"no contact button on the last message: {self.transcript()}")
+
     def sticker(self) -> Chat:
         self.fake.push_sticker(self.user_id)
         return self

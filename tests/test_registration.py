@@ -209,6 +209,7 @@ def test_someone_elses_contact_is_refused(bot, texts):
     chat = reach(bot, "phone")
     chat.send(contact=Contact("+6281299990000", user_id="999"))
     assert chat.text == texts("phone_not_own")
+    assert chat.replies[0].ask_contact, "the contact button is offered again"
     chat.send(contact=Contact("+6281299990000", user_id=None))  # no owner: not provably own
     assert texts("phone_not_own") in chat.text
 

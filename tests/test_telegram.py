@@ -161,3 +161,38 @@ def test_eligibility_check_through_telegram_buttons(fake, bot, sqlite_engine, te
     assert texts("sector/kuliner") in chat.buttons()
     chat.press(texts("sector/kuliner")).expect("✅ Sudah graduasi").expect("memenuhi syarat")
     assert texts("label/register_prokus") in chat.buttons()
+
+
+def test_registration_through_telegram_with_the_contact_button(fake, bot, sqlite_engine, texts):
+    from sqlalchemy import select
+
+    from db.demo import load_demo
+    from db.models import Registration
+
+    with make_sessionmaker(sqlite_engine).begin() as session:
+        load_demo(session)
+    chat = Chat(fake, 1015)
+    chat.send("sy mau dftr gmn caranya").expect("Pendaftaran Prokus gratis")
+    chat.press(texts("consent_yes")).expect("Langkah 1 dari 10")
+    chat.send("3201051203900001").expect("Langkah 2 dari 10")
+    chat.send("Contoh Budi Santoso").expect("12 Maret 1990")
+    chat.press(texts("birth_date_ok")).expect("Langkah 4 dari 10")
+    assert chat.last.reply_markup["keyboard"][0][0]["request_contact"] is True
+    chat.fake.push_contact(1015, "+6281299990000", contact_user_id=4242)  # someone else's
+    chat.expect(texts("phone_not_own")[:30])
+    chat.press_contact_button().expect("Langkah 5 dari 10")
+    assert chat.last.reply_markup == {"remove_keyboard": True}, "contact button hidden again"
+    chat.send("Kota Bogor").expect("Langkah 6 dari 10")
+    chat.send("Bogor Tengah").expect("Langkah 7 dari 10")
+    chat.send("Paledang").expect("Langkah 8 dari 10")
+    chat.press(texts("sector/jasa")).expect("Langkah 9 dari 10")
+    chat.send("apa saja syaratnya?").expect(texts("form_back")).expect("Langkah 9 dari 10")
+    chat.send("Jasa menjahit dan permak pakaian di rumah").expect("Langkah 10 dari 10")
+    chat.send("3 tahun").expect("Periksa lagi data Anda")
+    assert "Nomor HP: +62812" in chat.last.text and "Paledang" in chat.last.text
+    chat.press("Kirim").expect("PRK-2026-").expect_silence(0.5)
+    chat.command("status").expect("Status: diajukan")
+    with make_sessionmaker(sqlite_engine)() as session:
+        registration = session.scalars(select(Registration)).one()
+    assert registration.no_hp.startswith("+62812") and registration.bidang_usaha == "jasa"
+    assert registration.number in chat.last.text

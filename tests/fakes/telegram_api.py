@@ -454,7 +454,12 @@ class FakeTelegram:
         if params.get("reply_markup"):
             message["reply_markup"] = params["reply_markup"]
         self.sent[chat_id].append(SentMessage(message))
-        return message
+        # Like Telegram, the returned Message carries only an inline keyboard; reply
+        # keyboards (contact button, remove_keyboard) are kept above for the tests.
+        returned = dict(message)
+        if "inline_keyboard" not in (returned.get("reply_markup") or {}):
+            returned.pop("reply_markup", None)
+        return returned
 
     def api_editmessagetext(self, params):
         chat_id = self._check_chat(params)
