@@ -398,3 +398,13 @@ def test_status_asked_mid_registration_keeps_the_form(bot, texts, sqlite_engine)
     assert chat.replies[0].text == texts("status_none_for_account")
     assert chat.replies[-1].text == texts("registration_ask_desa")
     assert form_state(sqlite_engine)["name"] == "registration"
+
+
+@pytest.mark.parametrize("step", ["consent", "phone", "kecamatan", "months", "summary"])
+def test_asking_for_the_schedule_mid_form_is_answered_then_resumed(bot, nlu, texts, step):
+    nlu.rules["jadwal"] = ("mentoring_schedule", 0.92)
+    chat = reach(bot, step)
+    question = chat.replies[-1].text
+    chat.send("jadwal pendampingan kapan?")
+    assert chat.replies[0].text != question and texts("form_back") in chat.text
+    assert chat.replies[-1].text == question
