@@ -10,7 +10,9 @@ import pytest
 PROKUS = Path(sys.executable).with_name("prokus")
 
 COMMANDS = [[], ["chat"], ["run"], ["db"], ["db", "upgrade"], ["db", "downgrade"],
-            ["db", "demo"], ["nlu"], ["nlu", "train"], ["nlu", "serve"], ["nlu", "fingerprint"]]
+            ["db", "demo"], ["nlu"], ["nlu", "train"], ["nlu", "serve"], ["nlu", "fingerprint"],
+            ["registrations"], ["registrations", "list"], ["registrations", "export"],
+            ["registrations", "set-status"]]
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda a: " ".join(a) or "prokus")
