@@ -135,6 +135,11 @@ class OutboxMessage(Base):
     reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Who gets the delivery report when every recipient has a final state (a mentor's
+    # /kirim), and when it was queued.
+    report_to: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
+                                                  nullable=True)
+    reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class OutboxItem(Base):
@@ -147,6 +152,8 @@ class OutboxItem(Base):
     __table_args__ = (
         UniqueConstraint("message_id", "user_id", name="uq_outbox_message_user"),
         Index("ix_outbox_state_due", "state", "due_at"),
+        Index("ix_outbox_user_attempted", "user_id", "attempted_at"),
+        Index("ix_outbox_message_state", "message_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -157,3 +164,71 @@ class OutboxItem(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(String(200), nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Not sent at or after this moment (a reminder after its session began).
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    attempted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                          nullable=True)
+
+
+class OutboxWorker(Base):
+    """A running outbox worker and its heartbeat; rows claimed by a worker whose heartbeat
+    stopped are recovered by the others."""
+
+    __tablename__ = "outbox_workers"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    beat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OutboxPacer(Base):
+    """The global send rate, shared by all workers: each worker reserves send slots by
+    moving `next_at` (seconds since the epoch) forward under the row's lock."""
+
+    __tablename__ = "outbox_pacer"
+
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)
+    next_at: Mapped[float] = mapped_column(default=0.0)
+
+
+class Mentor(Base):
+    """A pendamping: a Telegram account with the mentor role, and a region."""
+
+    __tablename__ = "mentors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    nama: Mapped[str] = mapped_column(String(120))
+    no_hp: Mapped[str] = mapped_column(String(16))
+    kode_wilayah: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Assignment(Base):
+    """Which mentor accompanies a registration (one mentor per registration)."""
+
+    __tablename__ = "mentor_assignments"
+
+    registration_id: Mapped[int] = mapped_column(
+        ForeignKey("registrations.id", ondelete="CASCADE"), primary_key=True)
+    mentor_id: Mapped[int] = mapped_column(ForeignKey("mentors.id", ondelete="CASCADE"),
+                                           index=True)
+    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MentoringSession(Base):
+    """A mentoring session for all of a mentor's mentees."""
+
+    __tablename__ = "mentoring_sessions"
+    __table_args__ = (Index("ix_sessions_mentor_start", "mentor_id", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mentor_id: Mapped[int] = mapped_column(ForeignKey("mentors.id", ondelete="CASCADE"))
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    tempat: Mapped[str] = mapped_column(String(120))
+    topik: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="terjadwal")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -94,6 +94,7 @@ class SentMessage:
     message: dict[str, Any]
     edits: list[dict[str, Any]] = field(default_factory=list)
     deleted: bool = False
+    at: float = field(default_factory=time.time)  # when the fake received it
 
     @property
     def text(self) -> str:
@@ -192,6 +193,20 @@ class FakeTelegram:
         with self._cond:
             self.faults.clear()
             self.blocked.clear()
+
+    def add_chats(self, user_ids) -> None:
+        """Private chats that exist without a message first (users who talked to the bot
+        earlier), e.g. the recipients of a broadcast."""
+        with self._cond:
+            for user_id in user_ids:
+                self.known_chats[int(user_id)] = {"id": int(user_id), "type": "private",
+                                                  "first_name": "Pengguna"}
+
+    def deliveries(self) -> list[tuple[int, str, float]]:
+        """(chat, text, time) of every sendMessage that succeeded, in arrival order."""
+        with self._cond:
+            out = [(chat, m.text, m.at) for chat, sent in self.sent.items() for m in sent]
+        return sorted(out, key=lambda d: d[2])
 
     def block(self, user_id: int) -> None:
         """From now on the user has blocked the bot: every send to them gets 403."""
@@ -623,6 +638,11 @@ class _Handler(BaseHTTPRequestHandler):
             elif action == "fault":
                 fake.inject(**params)
                 result = True
+            elif action == "add_chats":
+                fake.add_chats(params["user_ids"])
+                result = True
+            elif action == "deliveries":
+                result = [{"chat_id": c, "text": t, "time": at} for c, t, at in fake.deliveries()]
             elif action == "block":
                 fake.block(int(params["user_id"]))
                 result = True

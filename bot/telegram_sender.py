@@ -1,0 +1,49 @@
+"""Sends outbox messages through the Telegram Bot API (sendMessage) and classifies what
+happened, for the outbox worker. Plain httpx, so every failure mode is visible: a request
+that never left (connection refused) may be retried; one whose answer never came may have
+been delivered and is reported as uncertain instead of being sent twice."""
+
+from __future__ import annotations
+
+import httpx
+
+from outbox.worker import BLOCKED, FAILED, RETRY, RETRY_AFTER, SENT, UNCERTAIN, Outcome
+
+
+class TelegramSender:
+    def __init__(self, token: str, base_url: str = "https://api.telegram.org/bot",
+                 timeout: float = 10.0, max_connections: int = 32) -> None:
+        self.url = f"{base_url}{token}/sendMessage"  # as python-telegram-bot builds it
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=5.0),
+            limits=httpx.Limits(max_connections=max_connections))
+
+    async def send(self, chat_id: str, text: str) -> Outcome:
+        try:
+            response = await self.client.post(self.url, json={"chat_id": chat_id, "text": text})
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            return Outcome(RETRY, f"cannot reach Telegram: {type(exc).__name__}")
+        except httpx.HTTPError as exc:  # sent, but no (complete) answer
+            return Outcome(UNCERTAIN, f"no answer from Telegram: {type(exc).__name__}")
+        return classify(response)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def classify(response: httpx.Response) -> Outcome:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    description = str(body.get("description") or response.reason_phrase)[:150]
+    if response.status_code == 200 and body.get("ok"):
+        return Outcome(SENT)
+    if response.status_code == 429:
+        retry_after = float((body.get("parameters") or {}).get("retry_after") or 1)
+        return Outcome(RETRY_AFTER, description, retry_after)
+    if response.status_code == 403:
+        return Outcome(BLOCKED, "blocked the bot")
+    if response.status_code >= 500:
+        return Outcome(RETRY, f"Telegram {response.status_code}: {description}")
+    return Outcome(FAILED, f"Telegram {response.status_code}: {description}")

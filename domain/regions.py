@@ -1,0 +1,36 @@
+"""Indonesia's three time zones by province code (the first two digits of a kode wilayah):
+WIB (UTC+7), WITA (UTC+8), WIT (UTC+9)."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+# Bali, Nusa Tenggara, South/East/North Kalimantan, Sulawesi
+_WITA = {51, 52, 53, 63, 64, 65, 71, 72, 73, 74, 75, 76}
+_WIT = {81, 82, 91, 92, 93, 94, 95, 96}  # Maluku, Papua
+
+ZONES = {"WIB": ZoneInfo("Asia/Jakarta"), "WITA": ZoneInfo("Asia/Makassar"),
+         "WIT": ZoneInfo("Asia/Jayapura")}
+
+
+def zone_name(region: str) -> str:
+    """"WIB", "WITA" or "WIT" for a region code such as "3201" or "73.71"."""
+    digits = "".join(ch for ch in region if ch.isdigit())
+    province = int(digits[:2]) if len(digits) >= 2 else 0
+    if province in _WIT:
+        return "WIT"
+    if province in _WITA:
+        return "WITA"
+    return "WIB"
+
+
+def zone(region: str) -> ZoneInfo:
+    return ZONES[zone_name(region)]
+
+
+def valid_region(region: str) -> bool:
+    """2 (province) to 10 (desa) digits, dots allowed, with a known province."""
+    from domain.nik import PROVINCES
+
+    digits = region.replace(".", "")
+    return digits.isdigit() and 2 <= len(digits) <= 10 and int(digits[:2]) in PROVINCES

@@ -1,0 +1,1 @@
+"""The durable outbox: store (database side) and worker (sending)."""

@@ -1,0 +1,268 @@
+"""The outbox in the database: claiming rows, recording each send before and after the API
+call, recovering the rows of a worker that died, the shared send pacer, and reports.
+
+Row states:
+  pending -> claimed (by one worker) -> sending (committed just before the API call) ->
+  sent | blocked | failed | uncertain; pending -> expired | cancelled.
+A row left `claimed` by a dead worker was never attempted and goes back to `pending`; a row
+left `sending` may or may not have reached Telegram (there is no idempotency key), so it
+becomes `uncertain`: reported, never resent silently.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, aliased
+
+from db.models import OutboxItem, OutboxMessage, OutboxPacer, OutboxWorker, User
+
+PENDING, CLAIMED, SENDING = "pending", "claimed", "sending"
+SENT, BLOCKED, FAILED, UNCERTAIN = "sent", "blocked", "failed", "uncertain"
+EXPIRED, CANCELLED = "expired", "cancelled"
+FINAL = frozenset({SENT, BLOCKED, FAILED, UNCERTAIN, EXPIRED, CANCELLED})
+PACER = "telegram"
+WORKER_TIMEOUT = timedelta(seconds=10)  # no heartbeat for this long: the worker is dead
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    """SQLite returns our UTC timestamps without a zone; put it back."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def _insert(session: Session):
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+# ---------------------------------------------------------------------- workers
+def register_worker(session: Session, worker_id: str, now: datetime) -> None:
+    session.add(OutboxWorker(id=worker_id, started_at=now, beat_at=now))
+    session.execute(_insert(session)(OutboxPacer).values(name=PACER, next_at=0.0)
+                    .on_conflict_do_nothing(index_elements=["name"]))
+
+
+def heartbeat(session: Session, worker_id: str, now: datetime) -> None:
+    session.execute(update(OutboxWorker).where(OutboxWorker.id == worker_id)
+                    .values(beat_at=now))
+
+
+def unregister_worker(session: Session, worker_id: str) -> None:
+    """A clean stop: give back what was claimed but not attempted."""
+    session.execute(update(OutboxItem).where(OutboxItem.claimed_by == worker_id,
+                                             OutboxItem.state == CLAIMED)
+                    .values(state=PENDING, claimed_by=None, claimed_at=None))
+    session.execute(delete(OutboxWorker).where(OutboxWorker.id == worker_id))
+
+
+def recover(session: Session, now: datetime) -> tuple[int, int]:
+    """Rows held by workers without a recent heartbeat: `claimed` back to pending,
+    `sending` to uncertain. Returns (requeued, uncertain)."""
+    live = select(OutboxWorker.id).where(OutboxWorker.beat_at >= now - WORKER_TIMEOUT)
+    orphan = and_(or_(OutboxItem.claimed_by.is_(None), OutboxItem.claimed_by.not_in(live)))
+    requeued = session.execute(
+        update(OutboxItem).where(OutboxItem.state == CLAIMED, orphan)
+        .values(state=PENDING, claimed_by=None, claimed_at=None)).rowcount
+    uncertain = session.execute(
+        update(OutboxItem).where(OutboxItem.state == SENDING, orphan)
+        .values(state=UNCERTAIN, error="worker stopped during the send")).rowcount
+    session.execute(delete(OutboxWorker).where(OutboxWorker.beat_at < now - WORKER_TIMEOUT))
+    return requeued, uncertain
+
+
+def live_workers(session: Session, now: datetime) -> int:
+    return session.scalar(select(func.count()).select_from(OutboxWorker)
+                          .where(OutboxWorker.beat_at >= now - WORKER_TIMEOUT)) or 0
+
+
+# ---------------------------------------------------------------------- claiming
+def claim(session: Session, worker_id: str, limit: int, now: datetime,
+          per_chat: timedelta) -> list[int]:
+    """Claim up to `limit` due rows, at most one per recipient, skipping recipients that
+    got a message less than `per_chat` ago or have one in flight. PostgreSQL: FOR UPDATE
+    SKIP LOCKED, so workers never wait for each other; SQLite: the conditional UPDATE below
+    runs under the database's single write lock."""
+    other = aliased(OutboxItem)
+    busy = exists().where(other.user_id == OutboxItem.user_id, or_(
+        other.state.in_((CLAIMED, SENDING)), other.attempted_at > now - per_chat))
+    stmt = (select(OutboxItem.id, OutboxItem.user_id)
+            .where(OutboxItem.state == PENDING, OutboxItem.due_at <= now, ~busy)
+            .order_by(OutboxItem.due_at, OutboxItem.id).limit(limit * 2))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=OutboxItem, skip_locked=True)
+    seen: set[int] = set()
+    ids = []
+    for row_id, user_id in session.execute(stmt):
+        if user_id not in seen and len(ids) < limit:
+            seen.add(user_id)
+            ids.append(row_id)
+    if not ids:
+        return []
+    claimed = session.scalars(
+        update(OutboxItem).where(OutboxItem.id.in_(ids), OutboxItem.state == PENDING)
+        .values(state=CLAIMED, claimed_by=worker_id, claimed_at=now)
+        .returning(OutboxItem.id)).all()
+    return sorted(claimed, key=ids.index)
+
+
+def reserve_slots(session: Session, count: int, interval: float, now: float) -> float:
+    """Reserve `count` send slots `interval` seconds apart on the shared pacer; returns the
+    first slot (seconds since the epoch). All workers together keep the global rate."""
+    larger = func.max if session.get_bind().dialect.name == "sqlite" else func.greatest
+    new_next = session.execute(
+        update(OutboxPacer).where(OutboxPacer.name == PACER)
+        .values(next_at=larger(OutboxPacer.next_at, now) + count * interval)
+        .returning(OutboxPacer.next_at)).scalar_one()
+    return new_next - count * interval
+
+
+def pause(session: Session, until: float) -> None:
+    """Telegram said "retry after": no worker sends before `until`."""
+    session.execute(update(OutboxPacer).where(OutboxPacer.name == PACER,
+                                              OutboxPacer.next_at < until)
+                    .values(next_at=until))
+
+
+@dataclass(frozen=True)
+class Attempt:
+    item_id: int
+    chat_id: str
+    text: str
+
+
+def start_send(session: Session, item_id: int, worker_id: str, now: datetime,
+               per_chat: timedelta) -> Attempt | None:
+    """Record the attempt before the API call (committed by the caller before sending).
+    Returns None when the row is no longer ours, has expired, or its chat got a message
+    too recently (then it is postponed)."""
+    item = session.get(OutboxItem, item_id)
+    if item is None or item.state != CLAIMED or item.claimed_by != worker_id:
+        return None
+    # Lock the recipient: on PostgreSQL two workers cannot both pass the per-chat check.
+    user = session.scalars(select(User).where(User.id == item.user_id)
+                           .with_for_update()).one()
+    if item.expires_at is not None and utc(item.expires_at) <= now:
+        item.state, item.error = EXPIRED, "too late: the session had started"
+        return None
+    if user.channel != "telegram":
+        item.state, item.error = FAILED, f"no Telegram chat ({user.channel})"
+        return None
+    if not user.is_active:
+        item.state, item.error = BLOCKED, "user blocked the bot earlier"
+        return None
+    recent = session.scalar(select(func.max(OutboxItem.attempted_at)).where(
+        OutboxItem.user_id == item.user_id, OutboxItem.id != item.id,
+        OutboxItem.attempted_at > now - per_chat))
+    if recent is not None:
+        item.state, item.claimed_by, item.claimed_at = PENDING, None, None
+        item.due_at = utc(recent) + per_chat
+        return None
+    text = session.scalar(select(OutboxMessage.text).where(
+        OutboxMessage.id == item.message_id))
+    item.state, item.attempted_at, item.attempts = SENDING, now, item.attempts + 1
+    return Attempt(item.id, user.external_id, text or "")
+
+
+def _ours(session: Session, item_id: int, worker_id: str) -> OutboxItem | None:
+    item = session.get(OutboxItem, item_id)
+    if item is None or item.state != SENDING or item.claimed_by != worker_id:
+        return None  # declared uncertain meanwhile: leave it so
+    return item
+
+
+def finish_send(session: Session, item_id: int, worker_id: str, state: str, now: datetime,
+                error: str | None = None) -> None:
+    """Record the outcome after the API call."""
+    item = _ours(session, item_id, worker_id)
+    if item is None:
+        return
+    item.state, item.error, item.claimed_by = state, error, None
+    if state == SENT:
+        item.sent_at = now
+    if state == BLOCKED:
+        session.execute(update(User).where(User.id == item.user_id).values(is_active=False))
+
+
+def retry_later(session: Session, item_id: int, worker_id: str, due: datetime,
+                error: str, max_attempts: int) -> bool:
+    """Back to pending for another try at `due`, or failed after `max_attempts`.
+    Returns whether it will be retried."""
+    item = _ours(session, item_id, worker_id)
+    if item is None:
+        return False
+    if item.attempts >= max_attempts:
+        item.state, item.error, item.claimed_by = FAILED, f"{error} ({item.attempts}x)", None
+        return False
+    item.state, item.error, item.claimed_by, item.claimed_at = PENDING, error, None, None
+    item.due_at = due
+    return True
+
+
+def undo_attempt(session: Session, item_id: int, worker_id: str, due: datetime,
+                 error: str) -> None:
+    """Telegram refused before sending (429): the attempt does not count."""
+    item = _ours(session, item_id, worker_id)
+    if item is None:
+        return
+    item.state, item.error, item.claimed_by, item.claimed_at = PENDING, error, None, None
+    item.attempts, item.due_at, item.attempted_at = item.attempts - 1, due, None
+
+
+# ---------------------------------------------------------------------- reports
+@dataclass(frozen=True)
+class Progress:
+    total: int
+    states: dict[str, int]
+    reasons: dict[str, int]
+
+    @property
+    def done(self) -> int:
+        return sum(n for s, n in self.states.items() if s in FINAL)
+
+    @property
+    def finished(self) -> bool:
+        return self.done == self.total
+
+
+def progress(session: Session, message_id: int) -> Progress:
+    rows = session.execute(select(OutboxItem.state, OutboxItem.error, func.count())
+                           .where(OutboxItem.message_id == message_id)
+                           .group_by(OutboxItem.state, OutboxItem.error)).all()
+    states: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    for state, error, count in rows:
+        states[state] += count
+        if state in (FAILED, UNCERTAIN, EXPIRED) and error:
+            reasons[error] += count
+    return Progress(sum(states.values()), dict(states), dict(reasons))
+
+
+def finished_unreported(session: Session) -> list[OutboxMessage]:
+    """Messages that asked for a report, with every recipient in a final state."""
+    open_items = exists().where(OutboxItem.message_id == OutboxMessage.id,
+                                OutboxItem.state.not_in(FINAL))
+    return list(session.scalars(select(OutboxMessage).where(
+        OutboxMessage.report_to.is_not(None), OutboxMessage.reported_at.is_(None),
+        ~open_items)))
+
+
+def mark_reported(session: Session, message_id: int, now: datetime) -> bool:
+    """True for exactly one caller, so a report is queued once."""
+    return session.execute(update(OutboxMessage).where(
+        OutboxMessage.id == message_id, OutboxMessage.reported_at.is_(None))
+        .values(reported_at=now)).rowcount == 1
+
+
+def cancel_pending(session: Session, message_ids: list[int], reason: str) -> int:
+    """Cancel what has not gone out yet (a changed or cancelled session's reminders)."""
+    if not message_ids:
+        return 0
+    return session.execute(update(OutboxItem).where(
+        OutboxItem.message_id.in_(message_ids), OutboxItem.state == PENDING)
+        .values(state=CANCELLED, error=reason)).rowcount

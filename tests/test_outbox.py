@@ -1,0 +1,198 @@
+"""The outbox worker against the fake Bot API: once per recipient, limits, errors, crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bot.telegram_sender import TelegramSender
+from db.engine import make_sessionmaker
+from db.models import OutboxItem, OutboxWorker, User
+from db.outbox import enqueue
+from outbox import store
+from outbox.worker import Worker, WorkerConfig
+
+FIRST_CHAT = 7_000_000
+
+
+def make_users(sessions, count: int, start: int = FIRST_CHAT) -> list[int]:
+    with sessions.begin() as session:
+        users = [User(channel="telegram", external_id=str(start + i)) for i in range(count)]
+        session.add_all(users)
+        session.flush()
+        return [u.id for u in users]
+
+
+def queue(sessions, user_ids, text="Halo peserta Prokus", **kw) -> int:
+    with sessions.begin() as session:
+        return enqueue(session, "broadcast", text, user_ids, created_by="test", **kw).id
+
+
+def run_worker(sessions, fake, rate=200.0, worker_id=None, timeout=60, **config):
+    async def main():
+        sender = TelegramSender(fake.token, fake.base_url)
+        worker = Worker(sessions, sender, WorkerConfig(rate=rate, poll_seconds=0.05, **config),
+                        worker_id=worker_id)
+        try:
+            await asyncio.wait_for(worker.run(asyncio.Event(), until_idle=True), timeout)
+        finally:
+            await sender.close()
+        return worker
+
+    return asyncio.run(main())
+
+
+def states(sessions) -> Counter:
+    with sessions() as session:
+        return Counter(session.scalars(select(OutboxItem.state)).all())
+
+
+@pytest.fixture
+def sessions(engine):
+    return make_sessionmaker(engine)
+
+
+def test_every_recipient_gets_the_message_once(sessions, fake):
+    users = make_users(sessions, 60)
+    fake.add_chats(range(FIRST_CHAT, FIRST_CHAT + 60))
+    message = queue(sessions, users)
+    run_worker(sessions, fake)
+    received = Counter(chat for chat, _, _ in fake.deliveries())
+    assert received == Counter({FIRST_CHAT + i: 1 for i in range(60)})
+    assert states(sessions) == Counter({"sent": 60})
+    with sessions() as session:
+        assert store.progress(session, message).states == {"sent": 60}
+
+
+def test_global_rate_limit_holds(sessions, fake):
+    users = make_users(sessions, 40)
+    fake.add_chats(range(FIRST_CHAT, FIRST_CHAT + 40))
+    queue(sessions, users)
+    run_worker(sessions, fake, rate=20.0)
+    times = [t for _, _, t in fake.deliveries()]
+    assert len(times) == 40
+    # 40 messages at 20/s: the first and the last are at least 39 intervals apart
+    assert times[-1] - times[0] >= 39 / 20 - 0.05
+    for i in range(len(times) - 20):  # never more than 20 in any one-second window (+1 edge)
+        assert times[i + 20] - times[i] >= 1.0 - 0.06
+
+
+def test_one_message_per_chat_per_second(sessions, fake):
+    [user] = make_users(sessions, 1)
+    fake.add_chats([FIRST_CHAT])
+    for n in range(3):
+        queue(sessions, [user], text=f"pesan {n}")
+    run_worker(sessions, fake, rate=100.0)
+    deliveries = fake.deliveries()
+    assert [t for _, t, _ in deliveries] == ["pesan 0", "pesan 1", "pesan 2"]
+    gaps = [b[2] - a[2] for a, b in zip(deliveries, deliveries[1:], strict=False)]
+    assert min(gaps) >= 0.95
+
+
+def test_429_is_honoured_and_nothing_is_sent_twice(sessions, fake):
+    users = make_users(sessions, 10)
+    fake.add_chats(range(FIRST_CHAT, FIRST_CHAT + 10))
+    fake.inject("429", method="sendMessage", retry_after=1, count=1)
+    queue(sessions, users)
+    started = time.time()
+    run_worker(sessions, fake)
+    assert time.time() - started >= 1.0
+    assert Counter(c for c, _, _ in fake.deliveries()) == Counter(
+        {FIRST_CHAT + i: 1 for i in range(10)})
+    assert states(sessions) == Counter({"sent": 10})
+
+
+def test_blocked_users_are_marked_inactive_and_not_retried(sessions, fake):
+    users = make_users(sessions, 5)
+    fake.add_chats(range(FIRST_CHAT, FIRST_CHAT + 5))
+    fake.block(FIRST_CHAT + 1)
+    message = queue(sessions, users)
+    run_worker(sessions, fake)
+    assert states(sessions) == Counter({"sent": 4, "blocked": 1})
+    with sessions() as session:
+        blocked = session.scalars(select(User).where(User.id == users[1])).one()
+        assert not blocked.is_active
+        item = session.scalars(select(OutboxItem).where(OutboxItem.user_id == users[1])).one()
+        assert item.attempts == 1
+        assert store.progress(session, message).states == {"sent": 4, "blocked": 1}
+    assert len([c for c in fake.calls_to("sendMessage") if c["chat_id"] in
+                (FIRST_CHAT + 1, str(FIRST_CHAT + 1))]) == 1
+
+
+def test_server_errors_are_retried_with_backoff_then_sent(sessions, fake):
+    [user] = make_users(sessions, 1)
+    fake.add_chats([FIRST_CHAT])
+    fake.inject("500", method="sendMessage", count=2)
+    queue(sessions, [user])
+    run_worker(sessions, fake)
+    assert states(sessions) == Counter({"sent": 1})
+    assert len(fake.deliveries()) == 1
+
+
+def test_persistent_errors_end_as_failed_with_the_reason(sessions, fake):
+    [user] = make_users(sessions, 1)
+    fake.add_chats([FIRST_CHAT])
+    fake.inject("500", method="sendMessage", count=None)
+    queue(sessions, [user])
+    run_worker(sessions, fake, max_attempts=2)
+    with sessions() as session:
+        item = session.scalars(select(OutboxItem)).one()
+    assert item.state == "failed" and "500" in item.error and item.attempts == 2
+
+
+def test_unknown_chat_is_failed_not_retried(sessions, fake):
+    [user] = make_users(sessions, 1)  # the fake never saw this chat
+    queue(sessions, [user])
+    run_worker(sessions, fake)
+    with sessions() as session:
+        item = session.scalars(select(OutboxItem)).one()
+    assert item.state == "failed" and "chat not found" in item.error and item.attempts == 1
+
+
+def test_expired_reminders_are_never_sent(sessions, fake):
+    users = make_users(sessions, 2)
+    fake.add_chats([FIRST_CHAT, FIRST_CHAT + 1])
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    with sessions.begin() as session:
+        message = enqueue(session, "reminder", "Besok ada pendampingan", users, "test")
+        session.flush()
+        session.execute(store.update(OutboxItem).where(OutboxItem.message_id == message.id)
+                        .values(expires_at=past))
+    run_worker(sessions, fake)
+    assert fake.deliveries() == []
+    assert states(sessions) == Counter({"expired": 2})
+
+
+def test_rows_of_a_dead_worker_are_recovered_never_resent(sessions, fake):
+    users = make_users(sessions, 3)
+    fake.add_chats(range(FIRST_CHAT, FIRST_CHAT + 3))
+    queue(sessions, users)
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)
+    with sessions.begin() as session:
+        session.add(OutboxWorker(id="dead", started_at=long_ago, beat_at=long_ago))
+        items = session.scalars(select(OutboxItem).order_by(OutboxItem.id)).all()
+        items[0].state, items[0].claimed_by = "claimed", "dead"   # never attempted
+        items[1].state, items[1].claimed_by = "sending", "dead"   # caught mid-send
+    run_worker(sessions, fake)
+    assert sorted(c for c, _, _ in fake.deliveries()) == [FIRST_CHAT, FIRST_CHAT + 2]
+    assert states(sessions) == Counter({"sent": 2, "uncertain": 1})
+    with sessions() as session:
+        assert session.scalars(select(OutboxWorker)).all() == []
+
+
+def test_console_users_are_failed_with_a_reason(sessions, fake):
+    with sessions.begin() as session:
+        user = User(channel="console", external_id="1")
+        session.add(user)
+        session.flush()
+        uid = user.id
+    queue(sessions, [uid])
+    run_worker(sessions, fake)
+    with sessions() as session:
+        item = session.scalars(select(OutboxItem)).one()
+    assert item.state == "failed" and "console" in item.error
