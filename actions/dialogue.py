@@ -11,7 +11,17 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from actions import eligibility, fallback, faq, registration, smalltalk, status, support
+from actions import (
+    eligibility,
+    fallback,
+    faq,
+    mentor_tools,
+    mentoring,
+    registration,
+    smalltalk,
+    status,
+    support,
+)
 from actions.context import WIB, Context
 from actions.forms import FORM_PREFIX, Form, Invalid
 from actions.responses import Responses
@@ -34,6 +44,14 @@ COMMANDS = {
     "/cek": "check_eligibility",
     "/daftar": "register_prokus",
     "/status": "registration_status",
+    "/jadwal": "mentoring_schedule",
+    "/pendamping": "mentor_contact",
+    "/jadwal_baru": "mentor_new_session",
+    "/jadwal_saya": "mentor_sessions",
+    "/ubah_jadwal": "mentor_edit_session",
+    "/batal_jadwal": "mentor_cancel_session",
+    "/peserta": "mentor_mentees",
+    "/kirim": "mentor_broadcast",
 }
 
 # Outcomes that do not count as understanding the user (they keep the miss counter).
@@ -90,9 +108,10 @@ class Dialogue:
         self.handlers: dict[str, Handler] = {
             **smalltalk.HANDLERS, **support.HANDLERS, **fallback.HANDLERS,
             **eligibility.HANDLERS, **registration.HANDLERS, **status.HANDLERS,
+            **mentoring.HANDLERS, **mentor_tools.HANDLERS,
         }
         self.forms: dict[str, Form] = {**eligibility.FORMS, **registration.FORMS,
-                                       **status.FORMS}
+                                       **status.FORMS, **mentor_tools.FORMS}
 
     def respond(self, session: Session, turn: Turn) -> list[Reply]:
         """Handle one turn inside the caller's session; the caller commits."""

@@ -1,4 +1,4 @@
-"""Reaching a person, reporting a problem, and capabilities that are handled elsewhere."""
+"""Reaching a person, reporting a problem, and data given outside a form."""
 
 from __future__ import annotations
 
@@ -20,15 +20,8 @@ def inform(ctx: Context) -> None:
     ctx.say("inform_idle", buttons=ctx.main_menu())
 
 
-def not_open_yet(ctx: Context) -> None:
-    """Schedules and mentor contacts through chat are not open yet: say who helps."""
-    ctx.say(f"not_open/{ctx.intent}", buttons=ctx.main_menu())
-
-
 HANDLERS = {
     "human_handoff": human_handoff,
     "report_problem": report_problem,
     "inform": inform,
-    "mentoring_schedule": not_open_yet,
-    "mentor_contact": not_open_yet,
 }

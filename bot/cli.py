@@ -78,8 +78,11 @@ def chat(settings: Settings, user_id: str) -> None:
 
 
 @main.command("run")
+@click.option("--worker/--no-worker", "with_worker", default=True, show_default=True,
+              help="Send reminders, broadcasts and notices from the outbox in this process "
+                   "(use --no-worker when separate `prokus worker` processes do it).")
 @click.pass_obj
-def run_bot(settings: Settings) -> None:
+def run_bot(settings: Settings, with_worker: bool) -> None:
     """Run the Telegram bot (polling)."""
     if not settings.telegram_bot_token:
         raise click.ClickException(
@@ -90,7 +93,7 @@ def run_bot(settings: Settings) -> None:
 
     try:
         with nlu_url(settings) as url:
-            run_polling(settings, url)
+            run_polling(settings, url, with_worker=with_worker)
     except (FileNotFoundError, RuntimeError, TimeoutError) as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -278,9 +281,11 @@ def nlu_fingerprint(settings: Settings) -> None:
     click.echo(model_path(settings.project_root, settings.models_dir).name)
 
 
+from bot.cli_mentoring import broadcast, mentors, worker  # noqa: E402
 from bot.cli_registrations import registrations  # noqa: E402
 
-main.add_command(registrations)
+for command in (registrations, mentors, broadcast, worker):
+    main.add_command(command)
 
 if __name__ == "__main__":
     main()

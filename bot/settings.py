@@ -31,6 +31,8 @@ class Settings:
     telegram_api_url: str = "https://api.telegram.org/bot"
     log_level: str = "INFO"
     log_json: bool = True
+    outbox_rate: float = 30.0        # messages per second, all workers together
+    outbox_per_chat: float = 1.0     # seconds between two messages to one chat
 
     @property
     def models_dir(self) -> Path:
@@ -70,4 +72,6 @@ class Settings:
             telegram_api_url=get("TELEGRAM_API_URL", "https://api.telegram.org/bot"),
             log_level=get("LOG_LEVEL", "INFO").upper(),
             log_json=_bool(get("LOG_JSON", "1")),
+            outbox_rate=float(get("OUTBOX_RATE", "30")),
+            outbox_per_chat=float(get("OUTBOX_PER_CHAT", "1")),
         )

@@ -1,0 +1,47 @@
+"""Running the outbox worker with the Telegram sender: inside the bot process (default) or
+on its own (`prokus worker`, to scale out)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from actions.responses import Responses
+from bot.settings import Settings
+from bot.telegram_sender import TelegramSender
+from db.engine import make_engine, make_sessionmaker
+from outbox.store import FINAL, Progress
+from outbox.worker import Worker, WorkerConfig
+
+log = logging.getLogger(__name__)
+REPORT_ORDER = ("sent", "blocked", "failed", "uncertain", "expired", "cancelled")
+
+
+def report_text(texts: Responses, progress: Progress) -> str:
+    """"terkirim 48, gagal 2: memblokir bot" for the mentor who sent the message."""
+    parts = [texts(f"report/{state}", n=progress.states[state]) for state in REPORT_ORDER
+             if progress.states.get(state) and state in FINAL]
+    return texts("broadcast_report", summary=", ".join(parts) or texts("report/sent", n=0))
+
+
+def worker_config(settings: Settings, texts: Responses | None = None) -> WorkerConfig:
+    texts = texts or Responses.load()
+    return WorkerConfig(rate=settings.outbox_rate, per_chat_seconds=settings.outbox_per_chat,
+                        report=lambda progress: report_text(texts, progress))
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event, until_idle: bool = False) -> int:
+    """Send from the outbox until `stop` is set; returns how many messages were sent."""
+    if not settings.telegram_bot_token:
+        raise RuntimeError("TELEGRAM_BOT_TOKEN is not set; the outbox needs it to send.")
+    engine = make_engine(settings.database_url)
+    sender = TelegramSender(settings.telegram_bot_token, settings.telegram_api_url)
+    worker = Worker(make_sessionmaker(engine), sender, worker_config(settings))
+    log.info("outbox worker started", extra={"worker": worker.id, "rate": settings.outbox_rate})
+    try:
+        await worker.run(stop, until_idle=until_idle)
+    finally:
+        await sender.close()
+        engine.dispose()
+        log.info("outbox worker stopped", extra={"worker": worker.id, "sent": worker.sent})
+    return worker.sent

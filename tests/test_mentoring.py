@@ -1,0 +1,280 @@
+"""Mentors, schedules, reminders and mentor broadcasts: the CLI, the dialogue core, and the
+outbox worker against the fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from bot.cli import main
+from bot.outbox_runner import worker_config
+from bot.settings import Settings
+from bot.telegram_sender import TelegramSender
+from db.engine import make_sessionmaker
+from db.models import AuditLog, OutboxItem, OutboxMessage, Registration, User, utcnow
+from outbox.worker import Worker
+from tests.chat_helpers import Chat, Clock, load_registry, make_bot, make_nlu
+
+MENTOR_TG = "900100"
+MENTEES = [("700001", "3201051203900001", "Budi Santoso"),
+           ("700002", "3201055508920002", "Siti Aminah")]
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture
+def prokus(db_url):
+    runner = CliRunner()
+
+    def run(*args: str, ok: bool = True):
+        result = runner.invoke(main, list(args), env={"DATABASE_URL": db_url,
+                                                      "PROKUS_OPERATOR": "dinsos"})
+        assert (result.exit_code == 0) == ok, result.output
+        return result
+
+    return run
+
+
+@pytest.fixture
+def clock():
+    return Clock(NOW)
+
+
+@pytest.fixture
+def sessions(engine):
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def bot(engine, texts, clock):
+    load_registry(engine)
+    return make_bot(engine, make_nlu(), texts, clock)
+
+
+def register(sessions, telegram_id: str, nik: str, name: str, status="diterima",
+             number: int = 1) -> None:
+    from db.repo import get_or_create_user
+
+    with sessions.begin() as session:
+        user = get_or_create_user(session, "telegram", telegram_id)
+        session.flush()
+        session.add(Registration(
+            number=f"PRK-2026-{number:06d}", user_id=user.id, nik=nik, nama=name,
+            tanggal_lahir=date(1990, 1, 1), no_hp="+6281234567890", kabupaten="Kota Makassar",
+            kecamatan="Panakkukang", desa="Pandang", bidang_usaha="kuliner",
+            deskripsi_usaha="Warung makan", lama_usaha_bulan=12, status=status,
+            created_at=utcnow(), updated_at=utcnow()))
+
+
+@pytest.fixture
+def team(bot, sessions, prokus):
+    """A mentor in Makassar (WITA) with two accepted mentees."""
+    for n, (telegram_id, nik, name) in enumerate(MENTEES, start=1):
+        register(sessions, telegram_id, nik, name, number=n)
+    prokus("mentors", "add", "--telegram-id", MENTOR_TG, "--name", "Andi Pendamping",
+           "--phone", "0811-2222-3333", "--region", "73.71")
+    prokus("mentors", "assign", "1", "PRK-2026-000001")
+    prokus("mentors", "assign", "1", "prk-2026-000002")
+    return bot
+
+
+def outbox(sessions, kind: str | None = None):
+    with sessions() as session:
+        stmt = select(OutboxMessage.kind, OutboxMessage.reference, OutboxItem.state,
+                      OutboxItem.due_at, OutboxItem.expires_at, OutboxMessage.text
+                      ).join(OutboxItem)
+        if kind:
+            stmt = stmt.where(OutboxMessage.kind == kind)
+        return session.execute(stmt.order_by(OutboxItem.id)).all()
+
+
+def new_session(bot, when_day: str, when_time: str, place="Balai Desa Pandang",
+                topic="Mencatat keuangan usaha") -> Chat:
+    chat = Chat(bot, MENTOR_TG).send("/jadwal_baru").send(when_day).send(when_time)
+    return chat.send(place).send(topic)
+
+
+def local_day(delta_days: int) -> str:
+    day = (NOW + timedelta(days=delta_days)).astimezone(__import__("zoneinfo").ZoneInfo(
+        "Asia/Makassar")).date()
+    return day.strftime("%d-%m-%Y")
+
+
+def test_mentor_cli_add_assign_list(team, prokus, sessions):
+    listing = prokus("mentors", "list").output
+    assert "Andi Pendamping" in listing and "WITA" in listing and " 2 " in listing
+    assert "already mentor" in prokus("mentors", "add", "--telegram-id", MENTOR_TG, "--name",
+                                      "X", "--phone", "081200000000", "--region", "73",
+                                      ok=False).output
+    assert "already assigned" in prokus("mentors", "assign", "1", "PRK-2026-000001",
+                                        ok=False).output
+    bad_phone = prokus("mentors", "add", "--telegram-id", "5", "--name", "X", "--phone",
+                       "12345", "--region", "73", ok=False).output
+    assert "Indonesian mobile number" in bad_phone
+    register(sessions, "700009", "3201050505900005", "Rina Marlina", status="diajukan", number=9)
+    assert "only accepted" in prokus("mentors", "assign", "1", "PRK-2026-000009",
+                                     ok=False).output
+    with sessions() as session:
+        actions = session.scalars(select(AuditLog.action)).all()
+        role = session.scalar(select(User.role).where(User.external_id == MENTOR_TG))
+    assert actions.count("mentor_assign") == 2 and "mentor_add" in actions
+    assert role == "mentor"
+
+
+def test_kpm_side_before_and_after_assignment(bot, sessions, prokus, texts):
+    assert texts("mentoring_not_registered")[:40] in Chat(bot, "700001").send("/jadwal").text
+    register(sessions, "700001", "3201051203900001", "Budi Santoso", status="diverifikasi")
+    chat = Chat(bot, "700001").send("/jadwal")
+    assert "PRK-2026-000001" in chat.text and "dinas sosial" in chat.text
+    prokus("mentors", "add", "--telegram-id", MENTOR_TG, "--name", "Andi Pendamping",
+           "--phone", "081122223333", "--region", "7371")
+    prokus("registrations", "set-status", "PRK-2026-000001", "--status", "diterima")
+    prokus("mentors", "assign", "1", "PRK-2026-000001")
+    assert "belum membuat jadwal" in Chat(bot, "700001").send("/jadwal").text
+    contact = Chat(bot, "700001").send("/pendamping").text
+    assert "Andi Pendamping" in contact and "+6281122223333" in contact
+
+
+def test_new_session_tells_mentees_and_queues_two_reminders(team, sessions, texts):
+    chat = new_session(team, local_day(3), "09.00")
+    assert "WITA" in chat.text and "2 peserta" in chat.text
+    chat.press(texts("mentor_save"))
+    assert "Jadwal tersimpan" in chat.text
+    rows = outbox(sessions)
+    kinds = Counter((kind, ref.split(":")[-1]) for kind, ref, *_ in rows)
+    assert kinds == Counter({("session", "new"): 2, ("reminder", "h-1"): 2,
+                             ("reminder", "h-2j"): 2})
+    reminders = [r for r in rows if r.kind == "reminder"]
+    start = reminders[0].expires_at.replace(tzinfo=UTC)
+    assert start.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Makassar")).hour == 9
+    dues = sorted({r.due_at.replace(tzinfo=UTC) for r in reminders})
+    assert dues == [start - timedelta(days=1), start - timedelta(hours=2)]
+    # the mentee sees it, in the mentor's time zone
+    seen = Chat(team, "700001").send("/jadwal").text
+    assert "pukul 09.00 WITA" in seen and "Balai Desa Pandang" in seen
+
+
+def test_session_form_checks_date_time_and_batal(team, texts):
+    chat = Chat(team, MENTOR_TG).send("/jadwal_baru")
+    assert chat.send("kemarin").text == texts("session_date_unreadable")
+    assert texts("session_date_past") in chat.send("01-01-2020").text  # + the example
+    chat.send(local_day(0))
+    assert chat.send("jam berapa ya").text == texts("session_time_unreadable")
+    chat.send("batal")
+    assert chat.text == texts("session_new_cancelled")
+
+
+def test_changing_a_session_moves_its_reminders_and_tells_mentees(team, sessions, texts):
+    new_session(team, local_day(3), "09.00").press(texts("mentor_save"))
+    chat = Chat(team, MENTOR_TG).send("/ubah_jadwal")
+    chat.press(chat.labels()[0]).press(texts("session_field/time")).send("jam 2 siang")
+    assert "14.00 WITA" in chat.text
+    chat.press(texts("mentor_save"))
+    assert "Jadwal diubah" in chat.text
+    rows = outbox(sessions, "reminder")
+    assert Counter(r.state for r in rows) == Counter({"cancelled": 4, "pending": 4})
+    live = [r for r in rows if r.state == "pending"]
+    start = live[0].expires_at.replace(tzinfo=UTC)
+    assert start.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Makassar")).hour == 14
+    changed = [r for r in outbox(sessions, "session") if "change" in r.reference]
+    assert len(changed) == 2 and "09.00" in changed[0].text and "14.00" in changed[0].text
+
+
+def test_cancelling_a_session_cancels_reminders_and_tells_mentees(team, sessions, texts):
+    new_session(team, local_day(3), "09.00").press(texts("mentor_save"))
+    chat = Chat(team, MENTOR_TG).send("/batal_jadwal")
+    chat.press(chat.labels()[0]).press(texts("mentor_cancel_yes"))
+    assert "Jadwal dibatalkan" in chat.text
+    assert Counter(r.state for r in outbox(sessions, "reminder")) == Counter({"cancelled": 4})
+    assert len([r for r in outbox(sessions, "session") if r.reference.endswith("cancel")]) == 2
+    assert "belum membuat jadwal" in Chat(team, "700001").send("/jadwal").text
+
+
+def test_someone_elses_session_cannot_be_picked(team, sessions, prokus, texts):
+    new_session(team, local_day(3), "09.00").press(texts("mentor_save"))
+    prokus("mentors", "add", "--telegram-id", "900200", "--name", "Mentor Lain", "--phone",
+           "081299998888", "--region", "3201")
+    other = Chat(team, "900200").send("/batal_jadwal")
+    assert other.text == texts("mentor_no_sessions")
+    Chat(team, "900200").send("/jadwal_baru").send(local_day(4)).send("08.00").send(
+        "Aula Kecamatan").send("Pemasaran").press(texts("mentor_save"))
+    other = Chat(team, "900200").send("/batal_jadwal")
+    assert len(other.labels()) == 1  # only their own session is offered
+    other.send("/form:pick:1")  # a forged button for the first mentor's session
+    assert other.text == texts("session_pick_unclear")
+    with sessions() as session:
+        from db.models import MentoringSession
+
+        assert session.get(MentoringSession, 1).status == "terjadwal"
+
+
+@pytest.mark.parametrize("command", ["/jadwal_baru", "/jadwal_saya", "/ubah_jadwal",
+                                     "/batal_jadwal", "/peserta", "/kirim"])
+def test_mentor_commands_are_refused_and_audited_for_others(team, sessions, texts, command):
+    chat = Chat(team, "700001").send(command)
+    assert chat.text == texts("mentor_only")
+    with sessions() as session:
+        denied = session.scalars(select(AuditLog).where(AuditLog.action == "mentor_denied")).one()
+    assert denied.subject == command
+
+
+def test_mentees_list_and_my_sessions(team, texts):
+    people = Chat(team, MENTOR_TG).send("/peserta").text
+    assert "Budi Santoso (PRK-2026-000001)" in people and "Siti Aminah" in people
+    assert Chat(team, MENTOR_TG).send("/jadwal_saya").text == texts("mentor_no_sessions")
+    new_session(team, local_day(2), "10.00").press(texts("mentor_save"))
+    mine = Chat(team, MENTOR_TG).send("/jadwal").text  # a mentor's /jadwal is their own
+    assert "1. " in mine and "10.00 WITA" in mine
+
+
+def run_worker(sessions, fake, settings) -> None:
+    async def go():
+        sender = TelegramSender(fake.token, fake.base_url)
+        config = worker_config(settings)
+        config.rate, config.poll_seconds = 200.0, 0.05
+        try:
+            await asyncio.wait_for(Worker(sessions, sender, config).run(
+                asyncio.Event(), until_idle=True), 60)
+        finally:
+            await sender.close()
+
+    asyncio.run(go())
+
+
+def test_kirim_sends_to_mentees_and_reports_back(team, sessions, fake, texts):
+    fake.add_chats([int(MENTOR_TG), 700001, 700002])
+    fake.block(700002)
+    chat = Chat(team, MENTOR_TG).send("/kirim").send("Besok bawa buku kas ya")
+    assert "2 peserta" in chat.text and "Besok bawa buku kas ya" in chat.text
+    chat.press(texts("registration_submit"))
+    assert texts("broadcast_queued", count=2) == chat.text
+    run_worker(sessions, fake, Settings())
+    assert fake.texts(700001) == [texts("broadcast_from_mentor", mentor="Andi Pendamping",
+                                        text="Besok bawa buku kas ya")]
+    assert fake.texts(int(MENTOR_TG)) == [
+        "Laporan pengiriman pesan: terkirim 1, gagal 1: memblokir bot."]
+
+
+def test_reminders_missed_while_down_go_out_if_the_session_has_not_begun(
+        team, sessions, fake, texts, clock):
+    """The mentor made two sessions 3 hours ago; the bot was down since. The one starting in
+    an hour still gets its 2-hour reminder (late); the one that began 10 minutes ago does
+    not."""
+    fake.add_chats([700001, 700002])
+    clock.now = NOW - timedelta(hours=3)
+    soon = (NOW + timedelta(hours=1)).astimezone(__import__("zoneinfo").ZoneInfo(
+        "Asia/Makassar"))
+    begun = (NOW - timedelta(minutes=10)).astimezone(soon.tzinfo)
+    for start, topic in ((soon, "Sesi nanti"), (begun, "Sesi lewat")):
+        new_session(team, start.strftime("%d-%m-%Y"), start.strftime("%H.%M"),
+                    topic=topic).press(texts("mentor_save"))
+    run_worker(sessions, fake, Settings())
+    received = fake.texts(700001)
+    reminders = [t for t in received if t.startswith("⏰")]
+    assert len(reminders) == 1 and "Sesi nanti" in reminders[0]
+    states = Counter((r.reference.split(":")[-1], r.state) for r in outbox(sessions, "reminder"))
+    assert states[("h-2j", "expired")] == 2 and states[("h-2j", "sent")] == 2
