@@ -10,7 +10,7 @@ NLU_PORT ?= 5005
 CHAT_USER ?= 1
 export NLU_PORT
 
-.PHONY: help setup train db chat test run nlu-serve nlu-eval nlu-validate nlu-compare bench lint clean
+.PHONY: help setup train db chat test run worker nlu-serve nlu-eval nlu-validate nlu-compare bench bench-broadcast lint clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ test: train ## Run the test suite (SQLite, and PostgreSQL when reachable)
 run: train db ## Run the Telegram bot (needs TELEGRAM_BOT_TOKEN)
 	@$(PROKUS) run
 
+worker: db ## Run an outbox worker on its own (reminders, broadcasts; needs TELEGRAM_BOT_TOKEN)
+	@$(PROKUS) worker
+
 nlu-serve: train ## Serve the Rasa NLU HTTP API on 127.0.0.1:$(NLU_PORT)
 	@$(PROKUS) nlu serve --port $(NLU_PORT)
 
@@ -65,6 +68,9 @@ nlu-compare: setup ## Compare pipelines, 5-fold CV, timings (slow: ~30 min) -> r
 
 bench: $(VENV)/.installed ## Benchmarks: KPM import (1M rows, SQLite + PostgreSQL) and NIK lookup
 	@$(VENV)/bin/python scripts/bench_kpm.py --rows $(or $(ROWS),1000000)
+
+bench-broadcast: $(VENV)/.installed ## Broadcast to N (10000) via the fake Bot API at 30/s, with a SIGKILL -> results/broadcast.json
+	@$(VENV)/bin/python scripts/bench_broadcast.py --recipients $(or $(N),10000)
 
 lint: $(VENV)/.installed ## Lint with ruff
 	@$(VENV)/bin/ruff check .

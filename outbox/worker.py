@@ -26,6 +26,10 @@ from outbox import store
 
 log = logging.getLogger(__name__)
 
+# The attempt is recorded this long before its send slot, so the database round trip does
+# not delay (and bunch up) the API calls.
+LEAD_SECONDS = 0.02
+
 SENT, RETRY_AFTER, BLOCKED, FAILED, RETRY, UNCERTAIN = (
     "sent", "retry_after", "blocked", "failed", "retry", "uncertain")
 
@@ -73,6 +77,7 @@ class Worker:
         self.id = worker_id or new_worker_id()
         self.per_chat = timedelta(seconds=self.config.per_chat_seconds)
         self.paused_until = 0.0
+        self.last_fire = 0.0
         self.in_flight: set[asyncio.Task] = set()
         self.sent = 0
 
@@ -150,22 +155,30 @@ class Worker:
         limit = asyncio.Semaphore(self.config.max_in_flight)
         for index, item_id in enumerate(item_ids):
             slot = max(first + index * interval, self.paused_until)
-            await self._sleep(stop, slot - time.time())
+            await self._sleep(stop, slot - LEAD_SECONDS - time.time())
             if stop.is_set():
                 break
             await limit.acquire()
-            task = asyncio.create_task(self._send_one(item_id, limit))
+            task = asyncio.create_task(self._send_one(item_id, limit, slot))
             self.in_flight.add(task)
             task.add_done_callback(self.in_flight.discard)
         # On stop, rows claimed but not started go back to pending in run()'s cleanup.
 
-    async def _send_one(self, item_id: int, limit: asyncio.Semaphore) -> None:
+    async def _send_one(self, item_id: int, limit: asyncio.Semaphore, slot: float) -> None:
         try:
             while time.time() < self.paused_until:
                 await asyncio.sleep(self.paused_until - time.time())
             attempt = await self.db(store.start_send, item_id, self.id, _now(), self.per_chat)
             if attempt is None:
                 return
+            # The attempt was recorded a little before the slot (LEAD): now call exactly at
+            # the slot, and keep this worker's calls at least one interval apart, so a send
+            # delayed by the database does not bunch up with the next ones.
+            interval = 1.0 / self.config.rate
+            fire = max(time.time(), slot, self.last_fire + interval)
+            self.last_fire = fire
+            if fire > time.time():
+                await asyncio.sleep(fire - time.time())
             try:
                 outcome = await self.sender.send(attempt.chat_id, attempt.text)
             except Exception as exc:  # a sender bug: we cannot know whether it went out
