@@ -196,3 +196,74 @@ def test_registration_through_telegram_with_the_contact_button(fake, bot, sqlite
         registration = session.scalars(select(Registration)).one()
     assert registration.no_hp.startswith("+62812") and registration.bidang_usaha == "jasa"
     assert registration.number in chat.last.text
+
+
+def test_prokus_run_delivers_the_outbox_and_mentor_tools(fake, nlu_server_url, tmp_path, texts):
+    """`prokus run` sends from the outbox in the same process: a registration status notice
+    queued by an operator, and a mentor's new session typed in Telegram reaching the
+    mentee; mentors see their commands in their own chat."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from datetime import date, datetime
+    from pathlib import Path
+
+    from db import mentoring, registrations
+    from db.engine import make_engine
+    from db.migrate import upgrade
+    from db.models import Registration, utcnow
+    from db.repo import get_or_create_user
+
+    url = f"sqlite:///{tmp_path}/run.db"
+    upgrade(url)
+    engine = make_engine(url)
+    with make_sessionmaker(engine).begin() as session:
+        mentee = get_or_create_user(session, "telegram", "1016")
+        session.flush()
+        session.add(Registration(
+            number="PRK-2026-000001", user_id=mentee.id, nik="3201051203900001",
+            nama="Budi Santoso", tanggal_lahir=date(1990, 3, 12), no_hp="+6281234567890",
+            kabupaten="Kabupaten Bogor", kecamatan="Cibinong", desa="Pakansari",
+            bidang_usaha="kuliner", deskripsi_usaha="Warung makan", lama_usaha_bulan=12,
+            status="diverifikasi", created_at=utcnow(), updated_at=utcnow()))
+        session.flush()
+        registrations.set_status(session, "PRK-2026-000001", "diterima", None, "operator:t",
+                                 lambda r: texts("status_notice/diterima", number=r.number))
+        mentor = mentoring.add_mentor(session, "900100", "Andi Pendamping", "+6281122223333",
+                                      "3201")
+        mentoring.assign(session, mentor.id, "PRK-2026-000001")
+    engine.dispose()
+    fake.add_chats([1016, 900100])
+    prokus = str(Path(sys.executable).with_name("prokus"))
+    env = dict(os.environ, TELEGRAM_BOT_TOKEN=fake.token, TELEGRAM_API_URL=fake.base_url,
+               NLU_URL=nlu_server_url, DATABASE_URL=url)
+    process = subprocess.Popen([prokus, "run"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        notice = texts("status_notice/diterima", number="PRK-2026-000001")
+        assert fake.wait_for(lambda: notice in fake.texts(1016), 30), "the notice was sent"
+        scope = {"scope": {"type": "chat", "chat_id": 900100}}
+        assert fake.wait_for(lambda: any(c["command"] == "jadwal_baru"
+                                         for c in fake.api_getmycommands(scope)), 30)
+        from datetime import timedelta
+
+        from actions.context import WIB
+        from domain.dates import indonesian
+
+        day = (datetime.now(WIB) + timedelta(days=7)).date()
+        mentor_chat = Chat(fake, 900100)
+        mentor_chat.command("jadwal_baru").expect("Tanggal berapa").send(indonesian(day))
+        mentor_chat.expect("Jam berapa").send("09.00").expect("Di mana").send(
+            "Balai Desa Pakansari").expect("topik").send("Mencatat keuangan usaha")
+        mentor_chat.expect("1 peserta").press(texts("mentor_save")).expect("Jadwal tersimpan")
+        assert fake.wait_for(lambda: any("Jadwal pendampingan baru" in t
+                                         for t in fake.texts(1016)), 30)
+        Chat(fake, 1016).command("jadwal").expect(
+            f"{indonesian(day, weekday=True)}, pukul 09.00 WIB")
+        Chat(fake, 1016).command("jadwal_baru").expect("tidak diizinkan")
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert fake.texts(1016).count(notice) == 1
