@@ -12,7 +12,9 @@ PROKUS = Path(sys.executable).with_name("prokus")
 COMMANDS = [[], ["chat"], ["run"], ["db"], ["db", "upgrade"], ["db", "downgrade"],
             ["db", "demo"], ["nlu"], ["nlu", "train"], ["nlu", "serve"], ["nlu", "fingerprint"],
             ["registrations"], ["registrations", "list"], ["registrations", "export"],
-            ["registrations", "set-status"]]
+            ["registrations", "set-status"], ["mentors"], ["mentors", "add"],
+            ["mentors", "assign"], ["mentors", "list"], ["broadcast"], ["broadcast", "send"],
+            ["broadcast", "status"], ["worker"]]
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda a: " ".join(a) or "prokus")

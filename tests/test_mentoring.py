@@ -30,9 +30,9 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 def prokus(db_url):
     runner = CliRunner()
 
-    def run(*args: str, ok: bool = True):
-        result = runner.invoke(main, list(args), env={"DATABASE_URL": db_url,
-                                                      "PROKUS_OPERATOR": "dinsos"})
+    def run(*args: str, ok: bool = True, input: str | None = None):
+        result = runner.invoke(main, list(args), input=input,
+                               env={"DATABASE_URL": db_url, "PROKUS_OPERATOR": "dinsos"})
         assert (result.exit_code == 0) == ok, result.output
         return result
 
@@ -278,3 +278,49 @@ def test_reminders_missed_while_down_go_out_if_the_session_has_not_begun(
     assert len(reminders) == 1 and "Sesi nanti" in reminders[0]
     states = Counter((r.reference.split(":")[-1], r.state) for r in outbox(sessions, "reminder"))
     assert states[("h-2j", "expired")] == 2 and states[("h-2j", "sent")] == 2
+
+
+def test_broadcast_cli_preview_confirm_queue_and_status(team, prokus, sessions, fake):
+    preview = prokus("broadcast", "send", "--to", "mentees:1", "--text", "Rapat hari Sabtu",
+                     input="n\n", ok=False).output
+    assert "mentees of mentor 1 (Andi Pendamping): 2 recipient(s)" in preview
+    assert "| Rapat hari Sabtu" in preview and "Aborted" in preview
+    assert outbox(sessions, "broadcast") == []
+    queued = prokus("broadcast", "send", "--to", "registrants:diterima", "--text",
+                    "Rapat hari Sabtu", "--yes", "--no-wait").output
+    assert "broadcast 1 queued for 2 recipient(s)" in queued
+    fake.add_chats([700001])
+    fake.block(700002)
+    run_worker(sessions, fake, Settings())
+    report = prokus("broadcast", "status", "1").output
+    assert "sent 1, blocked 1 (of 2)" in report
+    with sessions() as session:
+        assert session.scalar(select(User.is_active).where(User.external_id == "700002")) \
+            is False
+    # a blocked user is skipped next time, and said so in the preview
+    again = prokus("broadcast", "send", "--to", "mentees:1", "--text", "Lagi", "--yes",
+                   "--no-wait").output
+    assert "1 recipient(s) (1 skipped" in again
+
+
+@pytest.mark.parametrize("target,message", [
+    ("mentees:99", "no mentor 99"),
+    ("everyone", "use mentees:MENTOR_ID"),
+    ("registrants:lulus", "use mentees:MENTOR_ID"),
+    ("region:00", "use mentees:MENTOR_ID"),
+])
+def test_broadcast_targets_are_checked(team, prokus, target, message):
+    assert message in prokus("broadcast", "send", "--to", target, "--text", "x", "--yes",
+                             ok=False).output
+
+
+def test_broadcast_by_region_uses_the_registry(team, prokus):
+    out = prokus("broadcast", "send", "--to", "region:3201", "--text", "Info wilayah",
+                 "--yes", "--no-wait").output
+    assert "registrants in region 3201: 2 recipient(s)" in out
+
+
+def test_worker_without_token_is_a_clear_error(db_url, engine):
+    result = CliRunner().invoke(main, ["worker", "--until-idle"],
+                                env={"DATABASE_URL": db_url, "TELEGRAM_BOT_TOKEN": ""})
+    assert result.exit_code != 0 and "TELEGRAM_BOT_TOKEN is not set" in result.output
