@@ -266,6 +266,8 @@ class Dialogue:
         if text.casefold() in MENU_WORDS:
             return self._side(ctx, form, "menu")
         step = form.step(ctx)
+        if step in form.verbatim_steps:
+            return self._checked(ctx, form, form.answer(ctx, text, None))
         looks_like_data = sum(ch.isdigit() for ch in text) >= 6
         if step in form.free_text_steps and not looks_like_data and looks_like_question(text):
             side = self._side_intent(ctx, text)

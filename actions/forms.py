@@ -36,6 +36,7 @@ class Form:
     intents: frozenset[str] = frozenset()  # intents that start this form
     steps: tuple[str, ...] = ()
     free_text_steps: frozenset[str] = frozenset()  # answers that could look like questions
+    verbatim_steps: frozenset[str] = frozenset()  # any text is the answer (a message to send)
 
     # --- state helpers
     @staticmethod

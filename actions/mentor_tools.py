@@ -329,7 +329,7 @@ class BroadcastForm(Form):
     name = "mentor_broadcast"
     intents = frozenset({"mentor_broadcast"})
     steps = ("text", "confirm")
-    free_text_steps = frozenset({"text"})
+    verbatim_steps = frozenset({"text"})  # "Siapa yang bisa hadir?" is the message itself
 
     def ask(self, ctx: Context) -> None:
         if self.step(ctx) == "text":

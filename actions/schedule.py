@@ -71,7 +71,8 @@ def create(session: Session, texts: Responses, mentor: Mentor, start: datetime, 
         enqueue(session, "session", texts("session_new_notice", mentor=mentor.nama,
                                           session=session_text(texts, item, mentor.kode_wilayah)),
                 users, created_by=actor, reference=_reference(item, "new"))
-        _queue_reminders(session, texts, mentor, item, users, actor, now)
+    # Reminder messages exist even without mentees yet: mentees assigned later join them.
+    _queue_reminders(session, texts, mentor, item, users, actor, now)
     return item, len(users)
 
 
@@ -97,7 +98,7 @@ def change(session: Session, texts: Responses, mentor: Mentor, item: MentoringSe
                                           session=session_text(texts, item, mentor.kode_wilayah)),
                 users, created_by=actor,
                 reference=_reference(item, f"change:{int(now.timestamp())}"))
-        _queue_reminders(session, texts, mentor, item, users, actor, now)
+    _queue_reminders(session, texts, mentor, item, users, actor, now)
     return len(users)
 
 
@@ -121,19 +122,31 @@ def add_mentee_to_upcoming(session: Session, mentor: Mentor, user_id: int,
     now = now or utcnow()
     added = 0
     for item in mentoring.upcoming(session, mentor.id, now, limit=100):
-        for message_id in _reminder_messages(session, item):
-            message = session.get(OutboxMessage, message_id)
-            if message is None or ":old:" in (message.reference or ""):
-                continue
-            due = session.scalar(select(OutboxItem.due_at).where(
-                OutboxItem.message_id == message_id).limit(1))
-            if due is None or store.utc(due) <= now:
+        start = store.utc(item.starts_at)
+        for kind, due in schedule.reminder_times(start).items():
+            message_id = session.scalar(select(OutboxMessage.id).where(
+                OutboxMessage.reference == _reference(item, kind)))
+            if message_id is None or due <= now:
                 continue
             exists = session.scalar(select(OutboxItem.id).where(
                 OutboxItem.message_id == message_id, OutboxItem.user_id == user_id))
             if exists is None:
                 session.add(OutboxItem(message_id=message_id, user_id=user_id, state="pending",
-                                       due_at=store.utc(due), attempts=0,
-                                       expires_at=store.utc(item.starts_at)))
+                                       due_at=due, attempts=0, expires_at=start))
                 added += 1
     return added
+
+
+def remove_mentee_from_upcoming(session: Session, mentor_id: int, user_id: int) -> int:
+    """A mentee moved to another mentor no longer gets the old mentor's reminders."""
+    refs = [f"session:{item.id}:{kind}"
+            for item in mentoring.upcoming(session, mentor_id, utcnow(), limit=100)
+            for kind in schedule.REMINDERS]
+    if not refs:
+        return 0
+    messages = select(OutboxMessage.id).where(OutboxMessage.reference.in_(refs))
+    return session.execute(store.update(OutboxItem).where(
+        OutboxItem.message_id.in_(messages), OutboxItem.user_id == user_id,
+        OutboxItem.state == store.PENDING).values(state=store.CANCELLED,
+                                                  error="mentee moved to another mentor")
+    ).rowcount

@@ -71,7 +71,7 @@ def mentors_assign(settings: Settings, mentor_id: int, number: str,
                    operator: str | None) -> None:
     """Assign registration NUMBER (accepted) to MENTOR_ID; the mentee also gets the
     reminders of the mentor's coming sessions."""
-    from actions.schedule import add_mentee_to_upcoming
+    from actions.schedule import add_mentee_to_upcoming, remove_mentee_from_upcoming
     from db import mentoring, repo
 
     number = number.strip().upper()
@@ -79,8 +79,11 @@ def mentors_assign(settings: Settings, mentor_id: int, number: str,
         with sessions(settings) as factory, factory.begin() as session:
             registration, previous = mentoring.assign(session, mentor_id, number)
             mentor = mentoring.mentor_by_id(session, mentor_id)
-            added = (add_mentee_to_upcoming(session, mentor, registration.user_id)
-                     if registration.user_id else 0)
+            added = 0
+            if registration.user_id:
+                if previous:
+                    remove_mentee_from_upcoming(session, previous, registration.user_id)
+                added = add_mentee_to_upcoming(session, mentor, registration.user_id)
             repo.audit(session, operator_name(operator), "mentor_assign", "ok", subject=number,
                        detail={"mentor": mentor_id, "previous": previous})
     except mentoring.MentoringError as exc:

@@ -324,3 +324,32 @@ def test_worker_without_token_is_a_clear_error(db_url, engine):
     result = CliRunner().invoke(main, ["worker", "--until-idle"],
                                 env={"DATABASE_URL": db_url, "TELEGRAM_BOT_TOKEN": ""})
     assert result.exit_code != 0 and "TELEGRAM_BOT_TOKEN is not set" in result.output
+
+
+def test_a_question_in_a_mentor_message_is_the_message(team, nlu_rules_question, texts):
+    chat = Chat(team, MENTOR_TG).send("/kirim").send("Apa saja syaratnya? Bawa KTP ya")
+    assert "Apa saja syaratnya? Bawa KTP ya" in chat.text and chat.labels()[0] == "Kirim"
+
+
+@pytest.fixture
+def nlu_rules_question():
+    """make_nlu() already maps "syarat" to faq/requirements at 0.95."""
+    return True
+
+
+def test_reassigning_moves_the_mentees_reminders(team, prokus, sessions, texts):
+    new_session(team, local_day(3), "09.00").press(texts("mentor_save"))
+    prokus("mentors", "add", "--telegram-id", "900200", "--name", "Mentor Baru", "--phone",
+           "081299998888", "--region", "7371")
+    Chat(team, "900200").send("/jadwal_baru").send(local_day(5)).send("10.00").send(
+        "Aula Kecamatan").send("Pemasaran").press(texts("mentor_save"))  # no mentees yet
+    out = prokus("mentors", "assign", "2", "PRK-2026-000001").output
+    assert "(was mentor 1)" in out and "2 reminder(s) added" in out
+    with sessions() as session:
+        budi = session.scalar(select(User.id).where(User.external_id == "700001"))
+        rows = session.execute(select(OutboxMessage.reference, OutboxItem.state).join(
+            OutboxItem).where(OutboxItem.user_id == budi,
+                              OutboxMessage.kind == "reminder")).all()
+    assert Counter(state for _, state in rows) == Counter({"cancelled": 2, "pending": 2})
+    assert {ref for ref, state in rows if state == "pending"} == {"session:2:h-1",
+                                                                  "session:2:h-2j"}
