@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import date
 
 from actions.context import Context
-from actions.forms import FORM_PREFIX, Form, Invalid
-from actions.identity import rate_limited, verify
+from actions.forms import FORM_PREFIX, Invalid
+from actions.identity import NikForm, rate_limited, verify
 from actions.types import Button, Reply
 from domain import eligibility, names
 from domain import nik as nik_rules
@@ -35,53 +35,28 @@ def sector_from_text(ctx: Context, text: str) -> str | None:
     return value if value in eligibility.SECTORS else None
 
 
-class EligibilityForm(Form):
+class EligibilityForm(NikForm):
     name = "eligibility"
+    consent_key = "eligibility_consent"
+    no_consent_key = "eligibility_no_consent"
     intents = frozenset({"check_eligibility"})
     steps = ("consent", "nik", "name", "business")
     free_text_steps = frozenset({"name"})
 
-    def start(self, ctx: Context) -> None:
-        if rate_limited(ctx):
-            ctx.say("nik_rate_limited", buttons=ctx.main_menu())
-            return
-        super().start(ctx)
-
     def ask(self, ctx: Context) -> None:
         step = self.step(ctx)
         if step == "consent":
-            ctx.say("eligibility_consent", buttons=(
-                Button(ctx.texts("consent_yes"), f"{FORM_PREFIX}yes"),
-                Button(ctx.texts("consent_no"), f"{FORM_PREFIX}no"),
-            ))
+            self.ask_consent(ctx)
         elif step == "business":
             ctx.say("eligibility_ask_business", buttons=sector_buttons(ctx))
         else:
             ctx.say(f"eligibility_ask_{step}")
 
+    def no_consent_buttons(self, ctx: Context) -> tuple[Button, ...]:
+        return (ctx.button("faq/requirements"), *ctx.main_menu())
+
     def answer(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
         return getattr(self, f"_{self.step(ctx)}")(ctx, text, payload)
-
-    def _consent(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
-        choice = payload or ctx.yes_no(text)
-        if choice in (f"{FORM_PREFIX}yes", "affirm"):
-            self.goto(ctx, "nik")
-            return None
-        if choice in (f"{FORM_PREFIX}no", "deny"):
-            self.finish(ctx)
-            ctx.say("eligibility_no_consent", buttons=(ctx.button("faq/requirements"),
-                                                       *ctx.main_menu()))
-            return None
-        return Invalid("consent_unclear", {})
-
-    def _nik(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
-        try:
-            parsed = nik_rules.parse(text or "")
-        except nik_rules.NikError as error:
-            return Invalid(error.key, error.values)
-        self.data(ctx)["values"]["nik"] = parsed.value
-        self.goto(ctx, "name")
-        return None
 
     def _name(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
         if not text or not names.plausible(text):

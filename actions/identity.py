@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from actions.context import Context
+from actions.forms import FORM_PREFIX, Form, Invalid
+from actions.types import Button
 from db import repo
 from db.models import Kpm
 from domain import names
@@ -37,3 +39,47 @@ def verify(ctx: Context, nik: str, typed_name: str, purpose: str) -> Kpm | None:
     repo.audit(ctx.session, actor(ctx), LOOKUP_ACTION, outcome, subject=nik_rules.mask(nik),
                detail={"purpose": purpose}, at=ctx.now)
     return kpm if matched else None
+
+
+class NikForm(Form):
+    """The steps every NIK form starts with: consent first (PDP: nothing is asked before
+    the user agrees), then the NIK, checked for shape with a precise hint. Subclasses
+    name their texts with `consent_key` / `no_consent_key` and go on from "name"."""
+
+    consent_key = ""
+    no_consent_key = ""
+
+    def start(self, ctx: Context) -> None:
+        if rate_limited(ctx):
+            ctx.say("nik_rate_limited", buttons=ctx.main_menu())
+            return
+        super().start(ctx)
+
+    def ask_consent(self, ctx: Context) -> None:
+        ctx.say(self.consent_key, buttons=(
+            Button(ctx.texts("consent_yes"), f"{FORM_PREFIX}yes"),
+            Button(ctx.texts("consent_no"), f"{FORM_PREFIX}no"),
+        ))
+
+    def no_consent_buttons(self, ctx: Context) -> tuple[Button, ...]:
+        return ctx.main_menu()
+
+    def _consent(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        choice = payload or ctx.yes_no(text)
+        if choice in (f"{FORM_PREFIX}yes", "affirm"):
+            self.goto(ctx, "nik")
+            return None
+        if choice in (f"{FORM_PREFIX}no", "deny"):
+            self.finish(ctx)
+            ctx.say(self.no_consent_key, buttons=self.no_consent_buttons(ctx))
+            return None
+        return Invalid("consent_unclear", {})
+
+    def _nik(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        try:
+            parsed = nik_rules.parse(text or "")
+        except nik_rules.NikError as error:
+            return Invalid(error.key, error.values)
+        self.data(ctx)["values"]["nik"] = parsed.value
+        self.goto(ctx, "name")
+        return None

@@ -15,8 +15,8 @@ from datetime import UTC, date
 
 from actions.context import WIB, Context
 from actions.eligibility import sector_buttons, sector_from_text
-from actions.forms import FORM_PREFIX, Form, Invalid
-from actions.identity import actor, rate_limited, verify
+from actions.forms import FORM_PREFIX, Invalid
+from actions.identity import NikForm, actor, rate_limited, verify
 from actions.types import Button, Contact, Reply
 from db import registrations, repo
 from db.models import Registration
@@ -55,18 +55,14 @@ def nik_birth_date(nik: str, today: date) -> date | None:
     return max(candidates) if candidates else None
 
 
-class RegistrationForm(Form):
+class RegistrationForm(NikForm):
     name = "registration"
+    consent_key = "registration_consent"
+    no_consent_key = "registration_no_consent"
     intents = frozenset({"register_prokus"})
     steps = ("consent", "nik", "name", "birth_date", "phone", "kabupaten", "kecamatan",
              "desa", "business", "description", "months", "summary", "edit")
     free_text_steps = frozenset({"name", "kabupaten", "kecamatan", "desa", "description"})
-
-    def start(self, ctx: Context) -> None:
-        if rate_limited(ctx):
-            ctx.say("nik_rate_limited", buttons=ctx.main_menu())
-            return
-        super().start(ctx)
 
     def values(self, ctx: Context) -> dict:
         return self.data(ctx)["values"]
@@ -83,10 +79,7 @@ class RegistrationForm(Form):
     def ask(self, ctx: Context) -> None:
         step = self.step(ctx)
         if step == "consent":
-            ctx.say("registration_consent", buttons=(
-                Button(ctx.texts("consent_yes"), f"{FORM_PREFIX}yes"),
-                Button(ctx.texts("consent_no"), f"{FORM_PREFIX}no"),
-            ))
+            self.ask_consent(ctx)
         elif step == "birth_date":
             self._ask_birth_date(ctx)
         elif step == "phone":
@@ -138,26 +131,8 @@ class RegistrationForm(Form):
     def answer(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
         return getattr(self, f"_{self.step(ctx)}")(ctx, text, payload)
 
-    def _consent(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
-        choice = payload or ctx.yes_no(text)
-        if choice in (f"{FORM_PREFIX}yes", "affirm"):
-            self.goto(ctx, "nik")
-            return None
-        if choice in (f"{FORM_PREFIX}no", "deny"):
-            self.finish(ctx)
-            ctx.say("registration_no_consent", buttons=(ctx.button("faq/requirements"),
-                                                        ctx.button("human_handoff")))
-            return None
-        return Invalid("consent_unclear", {})
-
-    def _nik(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
-        try:
-            parsed = nik_rules.parse(text or "")
-        except nik_rules.NikError as error:
-            return Invalid(error.key, error.values)
-        self.values(ctx)["nik"] = parsed.value
-        self.goto(ctx, "name")
-        return None
+    def no_consent_buttons(self, ctx: Context) -> tuple[Button, ...]:
+        return (ctx.button("faq/requirements"), ctx.button("human_handoff"))
 
     def _name(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
         if not text or not names.plausible(text):

@@ -4,13 +4,11 @@ once; anyone else proves who they are with NIK + full name first."""
 from __future__ import annotations
 
 from actions.context import Context
-from actions.forms import FORM_PREFIX, Form, Invalid
-from actions.identity import rate_limited, verify
+from actions.forms import Invalid
+from actions.identity import NikForm, rate_limited, verify
 from actions.registration import status_line
-from actions.types import Button
 from db import registrations
 from domain import names
-from domain import nik as nik_rules
 
 
 def show(ctx: Context, found: list) -> None:
@@ -18,8 +16,10 @@ def show(ctx: Context, found: list) -> None:
     ctx.say("status_list", items="\n\n".join(lines), buttons=ctx.main_menu())
 
 
-class StatusForm(Form):
+class StatusForm(NikForm):
     name = "status"
+    consent_key = "status_consent"
+    no_consent_key = "status_no_consent"
     # Not started by intent while another form runs: the handler below decides.
     steps = ("consent", "nik", "name")
     free_text_steps = frozenset({"name"})
@@ -27,10 +27,7 @@ class StatusForm(Form):
     def ask(self, ctx: Context) -> None:
         step = self.step(ctx)
         if step == "consent":
-            ctx.say("status_consent", buttons=(
-                Button(ctx.texts("consent_yes"), f"{FORM_PREFIX}yes"),
-                Button(ctx.texts("consent_no"), f"{FORM_PREFIX}no"),
-            ))
+            self.ask_consent(ctx)
         else:
             ctx.say(f"eligibility_ask_{step}")
 
@@ -38,24 +35,8 @@ class StatusForm(Form):
         return f"eligibility_help_{self.step(ctx)}"
 
     def answer(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
-        step = self.step(ctx)
-        if step == "consent":
-            choice = payload or ctx.yes_no(text)
-            if choice in (f"{FORM_PREFIX}yes", "affirm"):
-                self.goto(ctx, "nik")
-                return None
-            if choice in (f"{FORM_PREFIX}no", "deny"):
-                self.finish(ctx)
-                ctx.say("status_no_consent", buttons=ctx.main_menu())
-                return None
-            return Invalid("consent_unclear", {})
-        if step == "nik":
-            try:
-                self.data(ctx)["values"]["nik"] = nik_rules.parse(text or "").value
-            except nik_rules.NikError as error:
-                return Invalid(error.key, error.values)
-            self.goto(ctx, "name")
-            return None
+        if self.step(ctx) != "name":
+            return getattr(self, f"_{self.step(ctx)}")(ctx, text, payload)
         if not text or not names.plausible(text):
             return Invalid("name_invalid", {})
         nik = self.data(ctx)["values"]["nik"]
@@ -86,10 +67,8 @@ def registration_status(ctx: Context) -> None:
         show(ctx, found)
     elif ctx.state.get("form"):  # asked in the middle of a form: do not replace it
         ctx.say("status_none_for_account")
-    elif rate_limited(ctx):
-        ctx.say("nik_rate_limited", buttons=ctx.main_menu())
     else:
-        FORM.start(ctx)
+        FORM.start(ctx)  # checks the NIK lookup limit first
 
 
 HANDLERS = {"registration_status": registration_status}
