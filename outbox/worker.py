@@ -168,17 +168,19 @@ class Worker:
         try:
             while time.time() < self.paused_until:
                 await asyncio.sleep(self.paused_until - time.time())
+            # This worker's calls are at least one interval apart, so a send delayed (by
+            # the database, a pause) does not bunch up with the next ones.
+            interval = 1.0 / self.config.rate
+            fire = max(slot, self.last_fire + interval, time.time())
+            self.last_fire = fire
+            # Record the attempt just before the call (LEAD_SECONDS ahead, to absorb the
+            # database round trip): only a row recorded and not yet answered can be caught
+            # mid-send by a crash.
+            await asyncio.sleep(max(0.0, fire - LEAD_SECONDS - time.time()))
             attempt = await self.db(store.start_send, item_id, self.id, _now(), self.per_chat)
             if attempt is None:
                 return
-            # The attempt was recorded a little before the slot (LEAD): now call exactly at
-            # the slot, and keep this worker's calls at least one interval apart, so a send
-            # delayed by the database does not bunch up with the next ones.
-            interval = 1.0 / self.config.rate
-            fire = max(time.time(), slot, self.last_fire + interval)
-            self.last_fire = fire
-            if fire > time.time():
-                await asyncio.sleep(fire - time.time())
+            await asyncio.sleep(max(0.0, fire - time.time()))
             try:
                 outcome = await self.sender.send(attempt.chat_id, attempt.text)
             except Exception as exc:  # a sender bug: we cannot know whether it went out

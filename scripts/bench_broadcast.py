@@ -91,7 +91,7 @@ def received(fake: FakeTelegram, text: str) -> list[tuple[int, float]]:
     return [(chat, at) for chat, body, at in fake.deliveries() if body == text]
 
 
-def wait_workers(processes, fake, text, total, timeout: float) -> None:
+def wait_workers(processes, fake, base: int, total: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     last = 0.0
     while any(p.poll() is None for p in processes):
@@ -100,22 +100,29 @@ def wait_workers(processes, fake, text, total, timeout: float) -> None:
                 p.kill()
             raise TimeoutError("workers did not finish")
         if time.monotonic() - last > 10:
-            log(f"    {len(received(fake, text))}/{total} delivered")
+            log(f"    {fake.sent_count - base}/{total} delivered")
             last = time.monotonic()
         time.sleep(0.5)
 
 
-def rate_figures(times: list[float]) -> dict:
-    times = sorted(times)
-    if len(times) < 2:
-        return {"rate": None, "peak_1s": len(times)}
-    span = times[-1] - times[0]
+def _peak(times: list[float], window: float) -> int:
     peak, j = 0, 0
     for i in range(len(times)):
-        while times[i] - times[j] >= 1.0:
+        while times[i] - times[j] >= window:
             j += 1
         peak = max(peak, i - j + 1)
-    return {"rate": round((len(times) - 1) / span, 2) if span else None, "peak_1s": peak}
+    return peak
+
+
+def rate_figures(times: list[float]) -> dict:
+    """Sustained rate, and the most messages the server received in any 1 s and any 5 s
+    (arrival jitter on the loopback adds a few to the 1 s figure)."""
+    times = sorted(times)
+    if len(times) < 2:
+        return {"rate": None, "peak_1s": len(times), "peak_5s_rate": None}
+    span = times[-1] - times[0]
+    return {"rate": round((len(times) - 1) / span, 2) if span else None,
+            "peak_1s": _peak(times, 1.0), "peak_5s_rate": round(_peak(times, 5.0) / 5, 1)}
 
 
 def scenario(url: str, fake: FakeTelegram, user_ids: list[int], workers: int, rate: float,
@@ -125,13 +132,14 @@ def scenario(url: str, fake: FakeTelegram, user_ids: list[int], workers: int, ra
     message_id = queue(url, user_ids, text)
     expected = {FIRST_CHAT + i for i in range(total)}
     started = time.time()
+    base = fake.sent_count  # earlier scenarios' deliveries
     processes = start_workers(url, fake, workers, rate, logs)
     result: dict = {"recipients": total, "workers": workers, "limit": rate}
     if kill:
-        while len(received(fake, text)) < total // 2:
+        while fake.sent_count - base < total // 2:  # O(1): do not slow the fake server down
             if all(p.poll() is not None for p in processes):
                 raise RuntimeError("workers exited before the kill")
-            time.sleep(0.02)
+            time.sleep(0.01)
         for p in processes:
             p.send_signal(signal.SIGKILL)
         for p in processes:
@@ -145,7 +153,7 @@ def scenario(url: str, fake: FakeTelegram, user_ids: list[int], workers: int, ra
             "restarting")
         restart = time.time()
         processes = start_workers(url, fake, workers, rate, logs)
-    wait_workers(processes, fake, text, total, timeout=total / rate * 3 + 120)
+    wait_workers(processes, fake, base, total, timeout=total / rate * 3 + 120)
     deliveries = received(fake, text)
     counts = Counter(chat for chat, _ in deliveries)
     states, uncertain_chats = db_states(url, message_id)
@@ -185,7 +193,8 @@ def run_backend(name: str, url: str, recipients: int, workers: int, rate: float,
 
 
 def summary(r: dict) -> str:
-    text = (f"rate {r['rate']}/s (peak {r['peak_1s']} in 1 s), delivered {r['delivered']}, "
+    text = (f"rate {r['rate']}/s (peak {r['peak_1s']} in 1 s, {r['peak_5s_rate']}/s over 5 s), "
+            f"delivered {r['delivered']}, "
             f"duplicates {r['duplicates']}, lost {r['lost']}, uncertain {r['uncertain']}")
     if "in_flight_at_kill" in r:
         text += (f" (in flight at kill {r['in_flight_at_kill']}, "

@@ -167,6 +167,7 @@ class FakeTelegram:
             self._callback_ids = itertools.count(1)
             self.updates: list[dict[str, Any]] = []
             self.sent: dict[int, list[SentMessage]] = defaultdict(list)
+            self.sent_count = 0  # messages delivered, cheap to read while under load
             self.user_messages: dict[int, list[dict[str, Any]]] = defaultdict(list)
             self.calls: list[tuple[str, dict[str, Any], float]] = []
             self.callback_answers: dict[str, dict[str, Any]] = {}
@@ -469,6 +470,7 @@ class FakeTelegram:
         if params.get("reply_markup"):
             message["reply_markup"] = params["reply_markup"]
         self.sent[chat_id].append(SentMessage(message))
+        self.sent_count += 1
         # Like Telegram, the returned Message carries only an inline keyboard; reply
         # keyboards (contact button, remove_keyboard) are kept above for the tests.
         returned = dict(message)
