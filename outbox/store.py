@@ -169,6 +169,13 @@ def start_send(session: Session, item_id: int, worker_id: str, now: datetime,
     return Attempt(item.id, user.external_id, text or "")
 
 
+def release(session: Session, item_id: int, worker_id: str) -> None:
+    """Give back a claimed row that was not attempted."""
+    session.execute(update(OutboxItem).where(
+        OutboxItem.id == item_id, OutboxItem.claimed_by == worker_id,
+        OutboxItem.state == CLAIMED).values(state=PENDING, claimed_by=None, claimed_at=None))
+
+
 def _ours(session: Session, item_id: int, worker_id: str) -> OutboxItem | None:
     item = session.get(OutboxItem, item_id)
     if item is None or item.state != SENDING or item.claimed_by != worker_id:

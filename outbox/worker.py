@@ -86,8 +86,20 @@ class Worker:
         with self.sessions.begin() as session:
             return fn(session, *args)
 
-    async def db(self, fn, *args):
-        return await asyncio.to_thread(self._tx, fn, *args)
+    async def db(self, fn, *args, tries: int = 4):
+        """Run `fn(session, *args)` in its own transaction in a thread; a transient database
+        error (a lost connection, a deadlock, SQLite busy) is retried with a short backoff."""
+        from sqlalchemy.exc import DBAPIError
+
+        for attempt in range(1, tries + 1):
+            try:
+                return await asyncio.to_thread(self._tx, fn, *args)
+            except DBAPIError as exc:
+                if attempt == tries:
+                    raise
+                log.warning("outbox database error, retrying",
+                            extra={"error": type(exc.orig).__name__, "attempt": attempt})
+                await asyncio.sleep(0.1 * 2 ** attempt)
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self, stop: asyncio.Event, until_idle: bool = False) -> None:
@@ -99,8 +111,13 @@ class Worker:
         beat = asyncio.create_task(self._heartbeat(stop))
         try:
             while not stop.is_set():
-                claimed = await self.db(store.claim, self.id, self._batch(), _now(),
-                                        self.per_chat)
+                try:
+                    claimed = await self.db(store.claim, self.id, self._batch(), _now(),
+                                            self.per_chat)
+                except Exception:  # the database is away: wait and try again
+                    log.exception("outbox claim failed")
+                    await self._sleep(stop, 5.0)
+                    continue
                 if not claimed:
                     await self._reports()
                     if until_idle and not self.in_flight and await self._idle():
@@ -177,7 +194,14 @@ class Worker:
             # database round trip): only a row recorded and not yet answered can be caught
             # mid-send by a crash.
             await asyncio.sleep(max(0.0, fire - LEAD_SECONDS - time.time()))
-            attempt = await self.db(store.start_send, item_id, self.id, _now(), self.per_chat)
+            try:
+                attempt = await self.db(store.start_send, item_id, self.id, _now(),
+                                        self.per_chat)
+            except Exception:  # nothing was sent: give the row back
+                log.exception("outbox start failed")
+                with contextlib.suppress(Exception):
+                    await self.db(store.release, item_id, self.id)
+                return
             if attempt is None:
                 return
             await asyncio.sleep(max(0.0, fire - time.time()))

@@ -242,3 +242,24 @@ def test_sigkill_mid_broadcast_then_restart_sends_everyone_once(db_url, engine, 
         "everyone not reached is reported as uncertain"
     assert len(uncertain) <= in_flight
     assert final.finished and final.states.get("sent", 0) + len(uncertain) == total
+
+
+def test_transient_database_errors_are_retried(sessions):
+    from sqlalchemy.exc import OperationalError
+
+    worker = Worker(sessions, sender=None)  # type: ignore[arg-type]
+    calls = []
+
+    def flaky(session, value):
+        calls.append(value)
+        if len(calls) < 3:
+            raise OperationalError("UPDATE outbox", {}, Exception("database is locked"))
+        return value * 2
+
+    assert asyncio.run(worker.db(flaky, 21)) == 42 and len(calls) == 3
+
+    def always_down(session):
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    with pytest.raises(OperationalError):  # after its tries, the error is raised
+        asyncio.run(worker.db(always_down, tries=2))
