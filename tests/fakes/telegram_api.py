@@ -136,7 +136,7 @@ class FakeTelegram:
     # ----------------------------------------------------------------- lifecycle
     def start(self, port: int = 0) -> FakeTelegram:
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self._server = _QuietServer(("127.0.0.1", port), handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -548,6 +548,18 @@ class FakeTelegram:
     def api_deletemycommands(self, params):
         self.commands.pop(self._scope_key(params), None)
         return True
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that goes away mid-request (a worker killed by SIGKILL) is normal here."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
