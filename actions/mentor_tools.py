@@ -14,7 +14,6 @@ from db.models import Mentor, MentoringSession
 from db.outbox import enqueue
 from domain import dates, regions
 from domain import schedule as rules
-from outbox.store import utc
 
 MIN_TEXT, MAX_TEXT = 5, 1000
 PLACE_MAX, TOPIC_MAX = 120, 200
@@ -102,7 +101,7 @@ class _SessionSteps(Form):
             return
         zone = regions.zone(mentor.kode_wilayah)
         ctx.say(key, buttons=tuple(
-            Button(f"{utc(s.starts_at).astimezone(zone):%d/%m %H.%M} {s.topik}"[:40],
+            Button(f"{s.starts_at.astimezone(zone):%d/%m %H.%M} {s.topik}"[:40],
                    f"{FORM_PREFIX}pick:{s.id}") for s in sessions))
 
 
@@ -192,7 +191,7 @@ class EditSessionForm(_SessionSteps):
         if field in ("place", "topic"):
             return {"tempat" if field == "place" else "topik": values["new"]}
         zone = regions.zone(mentor.kode_wilayah)
-        local = utc(item.starts_at).astimezone(zone)
+        local = item.starts_at.astimezone(zone)
         day = date.fromisoformat(values["new"]) if field == "date" else local.date()
         at = time.fromisoformat(values["new"]) if field == "time" else local.time()
         return {"starts_at": rules.starts_at(day, at, zone)}

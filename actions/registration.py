@@ -11,7 +11,7 @@ nothing; the rules are checked again at submission, which is atomic per NIK.
 
 from __future__ import annotations
 
-from datetime import UTC, date
+from datetime import date
 
 from actions.context import WIB, Context
 from actions.eligibility import sector_buttons, sector_from_text
@@ -29,18 +29,14 @@ from domain import registration as rules
 # change them, start again).
 EDITABLE = ("birth_date", "phone", "kabupaten", "kecamatan", "desa", "business",
             "description", "months")
-PLACES = ("kabupaten", "kecamatan", "desa")
 SUBMIT_WORDS = {"kirim", "kirimkan", "kirim sekarang", "submit", "daftar", "sudah benar"}
 EDIT_WORDS = {"ubah", "ganti", "edit", "perbaiki", "ada yang salah"}
 
 
 def status_line(ctx: Context, registration: Registration) -> str:
     """One registration for the user: number, date, status (and reason when rejected)."""
-    created = registration.created_at
-    if created.tzinfo is None:  # SQLite keeps no zone; we always write UTC
-        created = created.replace(tzinfo=UTC)
     text = ctx.texts("status_line", number=registration.number,
-                     date=dates.indonesian(created.astimezone(WIB).date()),
+                     date=dates.indonesian(registration.created_at.astimezone(WIB).date()),
                      sector=ctx.texts(f"sector/{registration.bidang_usaha}"),
                      status=ctx.texts(f"status/{registration.status}"))
     if registration.status == rules.REJECTED and registration.alasan:

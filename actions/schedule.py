@@ -4,7 +4,7 @@ in step. Shared by the mentor's Telegram commands and the operator CLI."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,7 +25,7 @@ def when_text(texts: Responses, start: datetime, region: str) -> str:
 
 
 def session_text(texts: Responses, item: MentoringSession, region: str) -> str:
-    return texts("session_line", when=when_text(texts, store.utc(item.starts_at), region),
+    return texts("session_line", when=when_text(texts, item.starts_at, region),
                  place=item.tempat, topic=item.topik)
 
 
@@ -38,7 +38,7 @@ def _queue_reminders(session: Session, texts: Responses, mentor: Mentor,
                      now: datetime) -> None:
     """One reminder message per kind; one row per mentee, due at its time, never sent once
     the session has begun. Times already past when the session is made are skipped."""
-    start = store.utc(item.starts_at)
+    start = item.starts_at
     for kind, due in schedule.reminder_times(start).items():
         if due <= now:
             continue
@@ -61,7 +61,7 @@ def create(session: Session, texts: Responses, mentor: Mentor, start: datetime, 
     """A new session for all of the mentor's mentees: they are told, reminders queued.
     Returns the session and the number of mentees told."""
     now = now or utcnow()
-    item = MentoringSession(mentor_id=mentor.id, starts_at=start.astimezone(UTC), tempat=place,
+    item = MentoringSession(mentor_id=mentor.id, starts_at=start, tempat=place,
                             topik=topic, status=mentoring.SCHEDULED, created_at=now,
                             updated_at=now)
     session.add(item)
@@ -83,7 +83,7 @@ def change(session: Session, texts: Responses, mentor: Mentor, item: MentoringSe
     now = now or utcnow()
     before = session_text(texts, item, mentor.kode_wilayah)
     for name, value in fields.items():
-        setattr(item, name, value.astimezone(UTC) if isinstance(value, datetime) else value)
+        setattr(item, name, value)
     item.updated_at = now
     session.flush()
     store.cancel_pending(session, _reminder_messages(session, item), "session changed")
@@ -122,7 +122,7 @@ def add_mentee_to_upcoming(session: Session, mentor: Mentor, user_id: int,
     now = now or utcnow()
     added = 0
     for item in mentoring.upcoming(session, mentor.id, now, limit=100):
-        start = store.utc(item.starts_at)
+        start = item.starts_at
         for kind, due in schedule.reminder_times(start).items():
             message_id = session.scalar(select(OutboxMessage.id).where(
                 OutboxMessage.reference == _reference(item, kind)))

@@ -244,7 +244,7 @@ def broadcast_status(settings: Settings, message_id: int) -> None:
         uncertain = session.scalars(select(OutboxItem.user_id).where(
             OutboxItem.message_id == message_id, OutboxItem.state == store.UNCERTAIN)).all()
     click.echo(f"message {message_id} ({message.kind}, {message.reference or '-'}), queued by "
-               f"{message.created_by} at {store.utc(message.created_at):%Y-%m-%d %H:%M} UTC")
+               f"{message.created_by} at {message.created_at:%Y-%m-%d %H:%M} UTC")
     _print_progress(progress)
     if uncertain:
         click.echo("uncertain (may have been delivered; not resent): users "

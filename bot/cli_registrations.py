@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -24,20 +23,13 @@ LIST_COLUMNS = ("number", "created", "status", "nik", "nama", "no_hp", "kabupate
                 "bidang_usaha")
 
 
-def _utc(moment: datetime) -> str:
-    """ISO time in UTC (SQLite returns our UTC timestamps without their zone)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
-
-
 def _row(registration, masked: bool) -> dict[str, object]:
     return {
         "number": registration.number, "status": registration.status,
         "alasan": registration.alasan or "",
-        "created_at": _utc(registration.created_at),
+        "created_at": registration.created_at.isoformat(timespec="seconds"),
         "created": registration.created_at.date().isoformat(),
-        "updated_at": _utc(registration.updated_at),
+        "updated_at": registration.updated_at.isoformat(timespec="seconds"),
         "nik": mask_nik(registration.nik) if masked else registration.nik,
         "nama": registration.nama, "tanggal_lahir": registration.tanggal_lahir.isoformat(),
         "no_hp": mask_phone(registration.no_hp) if masked else registration.no_hp,

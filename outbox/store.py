@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -28,13 +28,6 @@ EXPIRED, CANCELLED = "expired", "cancelled"
 FINAL = frozenset({SENT, BLOCKED, FAILED, UNCERTAIN, EXPIRED, CANCELLED})
 PACER = "telegram"
 WORKER_TIMEOUT = timedelta(seconds=10)  # no heartbeat for this long: the worker is dead
-
-
-def utc(moment: datetime | None) -> datetime | None:
-    """SQLite returns our UTC timestamps without a zone; put it back."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
 
 
 def _insert(session: Session):
@@ -65,7 +58,7 @@ def recover(session: Session, now: datetime) -> tuple[int, int]:
     """Rows held by workers without a recent heartbeat: `claimed` back to pending,
     `sending` to uncertain. Returns (requeued, uncertain)."""
     live = select(OutboxWorker.id).where(OutboxWorker.beat_at >= now - WORKER_TIMEOUT)
-    orphan = and_(or_(OutboxItem.claimed_by.is_(None), OutboxItem.claimed_by.not_in(live)))
+    orphan = or_(OutboxItem.claimed_by.is_(None), OutboxItem.claimed_by.not_in(live))
     requeued = session.execute(
         update(OutboxItem).where(OutboxItem.state == CLAIMED, orphan)
         .values(state=PENDING, claimed_by=None, claimed_at=None)).rowcount
@@ -147,7 +140,7 @@ def start_send(session: Session, item_id: int, worker_id: str, now: datetime,
     # Lock the recipient: on PostgreSQL two workers cannot both pass the per-chat check.
     user = session.scalars(select(User).where(User.id == item.user_id)
                            .with_for_update()).one()
-    if item.expires_at is not None and utc(item.expires_at) <= now:
+    if item.expires_at is not None and item.expires_at <= now:
         item.state, item.error = EXPIRED, "too late: the session had started"
         return None
     if user.channel != "telegram":
@@ -161,7 +154,7 @@ def start_send(session: Session, item_id: int, worker_id: str, now: datetime,
         OutboxItem.attempted_at > now - per_chat))
     if recent is not None:
         item.state, item.claimed_by, item.claimed_at = PENDING, None, None
-        item.due_at = utc(recent) + per_chat
+        item.due_at = recent + per_chat
         return None
     text = session.scalar(select(OutboxMessage.text).where(
         OutboxMessage.id == item.message_id))
