@@ -8,9 +8,10 @@ from datetime import date
 
 from actions.context import Context
 from actions.forms import FORM_PREFIX, Invalid
-from actions.identity import NikForm, rate_limited, verify
+from actions.identity import NikForm
 from actions.types import Button, Reply
-from domain import eligibility, names
+from db.models import Kpm
+from domain import eligibility
 from domain import nik as nik_rules
 
 
@@ -39,6 +40,7 @@ class EligibilityForm(NikForm):
     name = "eligibility"
     consent_key = "eligibility_consent"
     no_consent_key = "eligibility_no_consent"
+    retry_intent = "check_eligibility"
     intents = frozenset({"check_eligibility"})
     steps = ("consent", "nik", "name", "business")
     free_text_steps = frozenset({"name"})
@@ -59,21 +61,11 @@ class EligibilityForm(NikForm):
         return getattr(self, f"_{self.step(ctx)}")(ctx, text, payload)
 
     def _name(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
-        if not text or not names.plausible(text):
-            return Invalid("name_invalid", {})
-        values = self.data(ctx)["values"]
-        if rate_limited(ctx):
-            self.finish(ctx)
-            ctx.say("nik_rate_limited", buttons=ctx.main_menu())
-            return None
-        kpm = verify(ctx, values["nik"], text, purpose="eligibility")
-        if kpm is None:
-            # Identical reply whether the NIK is unknown or the name differs.
-            self.finish(ctx)
-            ctx.say("eligibility_not_verified", buttons=(
-                ctx.button("check_eligibility"), ctx.button("human_handoff")))
-            return None
-        values.update(status=kpm.status_pkh, born=kpm.tanggal_lahir.isoformat())
+        kpm = self.identify(ctx, text)
+        if not isinstance(kpm, Kpm):
+            return kpm
+        self.data(ctx)["values"].update(status=kpm.status_pkh,
+                                        born=kpm.tanggal_lahir.isoformat())
         self.goto(ctx, "business")
         return None
 

@@ -48,6 +48,7 @@ class NikForm(Form):
 
     consent_key = ""
     no_consent_key = ""
+    retry_intent = ""  # offered (with a person) when NIK and name do not match
 
     def start(self, ctx: Context) -> None:
         if rate_limited(ctx):
@@ -74,6 +75,25 @@ class NikForm(Form):
             ctx.say(self.no_consent_key, buttons=self.no_consent_buttons(ctx))
             return None
         return Invalid("consent_unclear", {})
+
+    def identify(self, ctx: Context, text: str | None) -> Kpm | Invalid | None:
+        """Check the typed full name with the NIK against the registry. Returns the record,
+        Invalid for a name that cannot be one, or None after ending the form with a reply
+        (limit reached, or not verified: the same reply for an unknown NIK and a wrong
+        name)."""
+        if not text or not names.plausible(text):
+            return Invalid("name_invalid", {})
+        nik = self.data(ctx)["values"]["nik"]
+        if rate_limited(ctx):
+            self.finish(ctx)
+            ctx.say("nik_rate_limited", buttons=ctx.main_menu())
+            return None
+        kpm = verify(ctx, nik, text, purpose=self.name)
+        if kpm is None:
+            self.finish(ctx)
+            ctx.say("eligibility_not_verified", buttons=(
+                ctx.button(self.retry_intent), ctx.button("human_handoff")))
+        return kpm
 
     def _nik(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
         try:

@@ -16,11 +16,11 @@ from datetime import date
 from actions.context import WIB, Context
 from actions.eligibility import sector_buttons, sector_from_text
 from actions.forms import FORM_PREFIX, Invalid
-from actions.identity import NikForm, actor, rate_limited, verify
+from actions.identity import NikForm, actor
 from actions.types import Button, Contact, Reply
 from db import registrations, repo
-from db.models import Registration
-from domain import dates, eligibility, names
+from db.models import Kpm, Registration
+from domain import dates, eligibility
 from domain import nik as nik_rules
 from domain import phone as phone_rules
 from domain import registration as rules
@@ -55,6 +55,7 @@ class RegistrationForm(NikForm):
     name = "registration"
     consent_key = "registration_consent"
     no_consent_key = "registration_no_consent"
+    retry_intent = "register_prokus"
     intents = frozenset({"register_prokus"})
     steps = ("consent", "nik", "name", "birth_date", "phone", "kabupaten", "kecamatan",
              "desa", "business", "description", "months", "summary", "edit")
@@ -131,19 +132,10 @@ class RegistrationForm(NikForm):
         return (ctx.button("faq/requirements"), ctx.button("human_handoff"))
 
     def _name(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
-        if not text or not names.plausible(text):
-            return Invalid("name_invalid", {})
+        kpm = self.identify(ctx, text)
+        if not isinstance(kpm, Kpm):
+            return kpm
         v = self.values(ctx)
-        if rate_limited(ctx):
-            self.finish(ctx)
-            ctx.say("nik_rate_limited", buttons=ctx.main_menu())
-            return None
-        kpm = verify(ctx, v["nik"], text, purpose="registration")
-        if kpm is None:
-            self.finish(ctx)  # same reply whether the NIK is unknown or the name differs
-            ctx.say("eligibility_not_verified", buttons=(
-                ctx.button("register_prokus"), ctx.button("human_handoff")))
-            return None
         existing = registrations.active_for_nik(ctx.session, v["nik"])
         if existing is not None:
             self.finish(ctx)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from actions.context import Context
 from actions.forms import Invalid
-from actions.identity import NikForm, rate_limited, verify
+from actions.identity import NikForm
 from actions.registration import status_line
 from db import registrations
-from domain import names
+from db.models import Kpm
 
 
 def show(ctx: Context, found: list) -> None:
@@ -20,6 +20,7 @@ class StatusForm(NikForm):
     name = "status"
     consent_key = "status_consent"
     no_consent_key = "status_no_consent"
+    retry_intent = "registration_status"
     # Not started by intent while another form runs: the handler below decides.
     steps = ("consent", "nik", "name")
     free_text_steps = frozenset({"name"})
@@ -37,17 +38,11 @@ class StatusForm(NikForm):
     def answer(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
         if self.step(ctx) != "name":
             return getattr(self, f"_{self.step(ctx)}")(ctx, text, payload)
-        if not text or not names.plausible(text):
-            return Invalid("name_invalid", {})
         nik = self.data(ctx)["values"]["nik"]
+        kpm = self.identify(ctx, text)
+        if not isinstance(kpm, Kpm):
+            return kpm
         self.finish(ctx)
-        if rate_limited(ctx):
-            ctx.say("nik_rate_limited", buttons=ctx.main_menu())
-            return None
-        if verify(ctx, nik, text, purpose="status") is None:
-            ctx.say("eligibility_not_verified", buttons=(
-                ctx.button("registration_status"), ctx.button("human_handoff")))
-            return None
         found = registrations.for_nik(ctx.session, nik)
         if found:
             show(ctx, found)
