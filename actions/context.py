@@ -42,6 +42,7 @@ class Context:
     replies: list[Reply] = field(default_factory=list)
     now: datetime = field(default_factory=lambda: datetime.now(WIB))
     nlu_parse: Callable[[str], Parse] | None = None
+    memo: dict[str, Any] = field(default_factory=dict)  # lookups made once per turn
 
     @property
     def today(self) -> date:

@@ -1,9 +1,11 @@
 """Mentor commands in chat: /jadwal_baru, /jadwal_saya, /ubah_jadwal, /batal_jadwal,
-/peserta and /kirim. Every command checks the mentor role first; a refusal is audited."""
+/peserta and /kirim. Every command and every answer checks the mentor role first; a
+refusal is audited."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
 
 from actions import schedule
 from actions.context import Context
@@ -16,12 +18,19 @@ from domain import dates, regions
 from domain import schedule as rules
 
 MIN_TEXT, MAX_TEXT = 5, 1000
-PLACE_MAX, TOPIC_MAX = 120, 200
+TEXT_MAX = {"place": 120, "topic": 200}
+
+
+def mentor_of(ctx: Context) -> Mentor | None:
+    """The user's mentor record (looked up once per turn)."""
+    if "mentor" not in ctx.memo:
+        ctx.memo["mentor"] = mentoring.mentor_for_user(ctx.session, ctx.user)
+    return ctx.memo["mentor"]
 
 
 def require_mentor(ctx: Context, command: str) -> Mentor | None:
     """The user's mentor record, or None after "tidak diizinkan" (audited)."""
-    mentor = mentoring.mentor_for_user(ctx.session, ctx.user)
+    mentor = mentor_of(ctx)
     if mentor is None:
         repo.audit(ctx.session, f"user:{ctx.user.id}", "mentor_denied", "denied",
                    subject=command, at=ctx.now)
@@ -29,13 +38,10 @@ def require_mentor(ctx: Context, command: str) -> Mentor | None:
     return mentor
 
 
-def _mentor(ctx: Context) -> Mentor | None:
-    return mentoring.mentor_for_user(ctx.session, ctx.user)
-
-
-def _save_buttons(ctx: Context) -> tuple[Button, ...]:
-    return (Button(ctx.texts("mentor_save"), f"{FORM_PREFIX}save"),
-            Button(ctx.texts("registration_cancel"), f"{FORM_PREFIX}stop"))
+def _confirm_buttons(ctx: Context, yes: str = "mentor_save",
+                     no: str = "registration_cancel") -> tuple[Button, ...]:
+    return (Button(ctx.texts(yes), f"{FORM_PREFIX}save"),
+            Button(ctx.texts(no), f"{FORM_PREFIX}stop"))
 
 
 def _yes(ctx: Context, text: str | None, payload: str | None) -> bool:
@@ -43,114 +49,148 @@ def _yes(ctx: Context, text: str | None, payload: str | None) -> bool:
         payload is None and ctx.yes_no(text) == "affirm")
 
 
-def _clean(text: str | None, longest: int) -> str | None:
+def read_date(ctx: Context, zone: ZoneInfo, text: str | None) -> date | Invalid:
+    try:
+        return rules.parse_session_date(text or "", ctx.now.astimezone(zone).date())
+    except dates.DateError as error:
+        return Invalid(error.key, {})
+
+
+def read_time(text: str | None) -> time | Invalid:
+    try:
+        return rules.parse_session_time(text or "")
+    except dates.DateError as error:
+        return Invalid(error.key, {})
+
+
+def read_text(field: str, text: str | None) -> str | Invalid:
+    """A place or topic: 3 characters up to its limit, with letters."""
     value = " ".join((text or "").split())
-    return value if 3 <= len(value) <= longest and any(c.isalpha() for c in value) else None
+    if 3 <= len(value) <= TEXT_MAX[field] and any(c.isalpha() for c in value):
+        return value
+    return Invalid(f"session_{field}_invalid", {})
 
 
-class _SessionSteps(Form):
-    """Steps shared by the session forms: date, time, place, topic, picking a session."""
+class MentorForm(Form):
+    """A mentor's form: the role is checked again on every answer (it may have been taken
+    away meanwhile), then `take` gets the mentor record."""
 
-    def _zone(self, ctx: Context):
-        mentor = _mentor(ctx)
-        return regions.zone(mentor.kode_wilayah if mentor else "31")
+    command = ""
 
-    def _date(self, ctx: Context, text: str | None) -> Invalid | None:
-        try:
-            day = rules.parse_session_date(text or "", ctx.now.astimezone(self._zone(ctx)).date())
-        except dates.DateError as error:
-            return Invalid(error.key, {})
-        self.data(ctx)["values"]["date"] = day.isoformat()
-        return None
-
-    def _time(self, ctx: Context, text: str | None) -> Invalid | None:
-        try:
-            at = rules.parse_session_time(text or "")
-        except dates.DateError as error:
-            return Invalid(error.key, {})
-        values = self.data(ctx)["values"]
-        start = rules.starts_at(date.fromisoformat(values["date"]), at, self._zone(ctx))
-        if start <= ctx.now:
-            return Invalid("session_in_past", {})
-        values["time"] = at.strftime("%H:%M")
-        return None
-
-    def start_of(self, ctx: Context) -> datetime:
-        values = self.data(ctx)["values"]
-        return rules.starts_at(date.fromisoformat(values["date"]),
-                               time.fromisoformat(values["time"]), self._zone(ctx))
-
-    def _pick(self, ctx: Context, payload: str | None) -> MentoringSession | None:
-        prefix = f"{FORM_PREFIX}pick:"
-        mentor = _mentor(ctx)
-        if mentor is None or not payload or not payload.startswith(prefix):
+    def answer(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        mentor = mentor_of(ctx)
+        if mentor is None:
+            self.finish(ctx)
+            require_mentor(ctx, self.command)
             return None
-        ident = payload.removeprefix(prefix)
+        return self.take(ctx, mentor, text, payload)
+
+    def take(self, ctx: Context, mentor: Mentor, text: str | None,
+             payload: str | None) -> Invalid | None:
+        raise NotImplementedError
+
+    def start_command(self, ctx: Context) -> None:
+        """Start the form for mentors only."""
+        if require_mentor(ctx, self.command) is not None:
+            self.start(ctx)
+
+
+class _SessionForm(MentorForm):
+    """Picking one of the mentor's coming sessions, shared by change and cancel."""
+
+    def picked(self, ctx: Context, mentor: Mentor, payload: str | None
+               ) -> MentoringSession | None:
+        prefix = f"{FORM_PREFIX}pick:"
+        ident = payload.removeprefix(prefix) if payload and payload.startswith(prefix) else ""
         item = ctx.session.get(MentoringSession, int(ident)) if ident.isdigit() else None
         if item is None or item.mentor_id != mentor.id or item.status != mentoring.SCHEDULED:
-            return None  # not theirs, or gone meanwhile
+            return None  # not theirs (a forged button), or gone meanwhile
         return item
 
     def ask_pick(self, ctx: Context, key: str) -> None:
-        mentor = _mentor(ctx)
+        mentor = mentor_of(ctx)
         sessions = mentoring.upcoming(ctx.session, mentor.id, ctx.now) if mentor else []
         if not sessions:
             self.finish(ctx)
-            ctx.say("mentor_no_sessions", buttons=(Button(ctx.texts("label/mentor_new_session"),
-                                                          "/mentor_new_session"),))
+            ctx.say("mentor_no_sessions", buttons=(ctx.button("mentor_new_session"),))
             return
         zone = regions.zone(mentor.kode_wilayah)
         ctx.say(key, buttons=tuple(
             Button(f"{s.starts_at.astimezone(zone):%d/%m %H.%M} {s.topik}"[:40],
                    f"{FORM_PREFIX}pick:{s.id}") for s in sessions))
 
+    def current(self, ctx: Context) -> MentoringSession | None:
+        """The picked session, or None after saying it is gone (ends the form)."""
+        item = ctx.session.get(MentoringSession, self.data(ctx)["values"]["session"])
+        if item is None or item.status != mentoring.SCHEDULED:
+            self.finish(ctx)
+            ctx.say("mentor_session_gone")
+            return None
+        return item
 
-class NewSessionForm(_SessionSteps):
+
+class NewSessionForm(MentorForm):
     name = "session_new"
+    command = "/jadwal_baru"
     intents = frozenset({"mentor_new_session"})
     steps = ("date", "time", "place", "topic", "confirm")
     free_text_steps = frozenset({"place", "topic"})
 
+    def start_of(self, ctx: Context, mentor: Mentor) -> datetime:
+        values = self.data(ctx)["values"]
+        return rules.starts_at(date.fromisoformat(values["date"]),
+                               time.fromisoformat(values["time"]),
+                               regions.zone(mentor.kode_wilayah))
+
     def ask(self, ctx: Context) -> None:
         step = self.step(ctx)
-        if step == "confirm":
-            values = self.data(ctx)["values"]
-            mentor = _mentor(ctx)
-            ctx.say("session_confirm", when=schedule.when_text(
-                ctx.texts, self.start_of(ctx), mentor.kode_wilayah if mentor else "31"),
-                place=values["place"], topic=values["topic"],
-                count=len(mentoring.mentee_user_ids(ctx.session, mentor.id)) if mentor else 0,
-                buttons=_save_buttons(ctx))
-        else:
+        mentor = mentor_of(ctx)
+        if step != "confirm" or mentor is None:
             ctx.say(f"session_ask_{step}")
+            return
+        values = self.data(ctx)["values"]
+        ctx.say("session_confirm",
+                when=schedule.when_text(ctx.texts, self.start_of(ctx, mentor),
+                                        mentor.kode_wilayah),
+                place=values["place"], topic=values["topic"],
+                count=len(mentoring.mentee_user_ids(ctx.session, mentor.id)),
+                buttons=_confirm_buttons(ctx))
 
-    def answer(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+    def take(self, ctx: Context, mentor: Mentor, text: str | None,
+             payload: str | None) -> Invalid | None:
         step = self.step(ctx)
         values = self.data(ctx)["values"]
-        if step in ("date", "time"):
-            invalid = self._date(ctx, text) if step == "date" else self._time(ctx, text)
-            if invalid is None:
-                self.goto(ctx, "time" if step == "date" else "place")
-            return invalid
+        if step == "date":
+            day = read_date(ctx, regions.zone(mentor.kode_wilayah), text)
+            if isinstance(day, Invalid):
+                return day
+            values["date"] = day.isoformat()
+            self.goto(ctx, "time")
+            return None
+        if step == "time":
+            at = read_time(text)
+            if isinstance(at, Invalid):
+                return at
+            values["time"] = at.strftime("%H:%M")
+            if self.start_of(ctx, mentor) <= ctx.now:
+                values.pop("time")
+                return Invalid("session_in_past", {})
+            self.goto(ctx, "place")
+            return None
         if step in ("place", "topic"):
-            value = _clean(text, PLACE_MAX if step == "place" else TOPIC_MAX)
-            if value is None:
-                return Invalid(f"session_{step}_invalid", {})
+            value = read_text(step, text)
+            if isinstance(value, Invalid):
+                return value
             values[step] = value
             self.goto(ctx, "topic" if step == "place" else "confirm")
             return None
         if not _yes(ctx, text, payload):
             return Invalid("session_confirm_unclear", {})
-        mentor = _mentor(ctx)
-        if mentor is None:
-            self.finish(ctx)
-            require_mentor(ctx, "/jadwal_baru")
-            return None
-        start = self.start_of(ctx)
-        if start <= ctx.now:
-            self.data(ctx)["values"].pop("time", None)
+        start = self.start_of(ctx, mentor)
+        if start <= ctx.now:  # the time passed while the form waited
+            ctx.say("session_in_past")
             self.goto(ctx, "date")
-            return Invalid("session_in_past", {})
+            return None
         item, told = schedule.create(ctx.session, ctx.texts, mentor, start, values["place"],
                                      values["topic"], actor=f"user:{ctx.user.id}",
                                      now=ctx.now)
@@ -161,8 +201,9 @@ class NewSessionForm(_SessionSteps):
         return None
 
 
-class EditSessionForm(_SessionSteps):
+class EditSessionForm(_SessionForm):
     name = "session_edit"
+    command = "/ubah_jadwal"
     intents = frozenset({"mentor_edit_session"})
     steps = ("pick", "field", "value", "confirm")
     free_text_steps = frozenset({"value"})
@@ -180,10 +221,11 @@ class EditSessionForm(_SessionSteps):
         elif step == "value":
             ctx.say(f"session_ask_{values['field']}")
         else:
-            item = ctx.session.get(MentoringSession, values["session"])
-            mentor = _mentor(ctx)
-            ctx.say("session_change_confirm", session=self._preview(ctx, item, mentor),
-                    buttons=_save_buttons(ctx))
+            mentor = mentor_of(ctx)
+            item = self.current(ctx)
+            if item is not None and mentor is not None:
+                ctx.say("session_change_confirm", session=self._preview(ctx, item, mentor),
+                        buttons=_confirm_buttons(ctx))
 
     def _changes(self, ctx: Context, item: MentoringSession, mentor: Mentor) -> dict:
         values = self.data(ctx)["values"]
@@ -197,22 +239,16 @@ class EditSessionForm(_SessionSteps):
         return {"starts_at": rules.starts_at(day, at, zone)}
 
     def _preview(self, ctx: Context, item: MentoringSession, mentor: Mentor) -> str:
-        changed = MentoringSession(starts_at=item.starts_at, tempat=item.tempat,
-                                   topik=item.topik)
-        for key, value in self._changes(ctx, item, mentor).items():
-            setattr(changed, key, value)
+        current = {"starts_at": item.starts_at, "tempat": item.tempat, "topik": item.topik}
+        changed = MentoringSession(**(current | self._changes(ctx, item, mentor)))
         return schedule.session_text(ctx.texts, changed, mentor.kode_wilayah)
 
-    def answer(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+    def take(self, ctx: Context, mentor: Mentor, text: str | None,
+             payload: str | None) -> Invalid | None:
         step = self.step(ctx)
         values = self.data(ctx)["values"]
-        mentor = _mentor(ctx)
-        if mentor is None:
-            self.finish(ctx)
-            require_mentor(ctx, "/ubah_jadwal")
-            return None
         if step == "pick":
-            item = self._pick(ctx, payload)
+            item = self.picked(ctx, mentor, payload)
             if item is None:
                 return Invalid("session_pick_unclear", {})
             values["session"] = item.id
@@ -227,10 +263,8 @@ class EditSessionForm(_SessionSteps):
             values["field"] = field
             self.goto(ctx, "value")
             return None
-        item = ctx.session.get(MentoringSession, values["session"])
-        if item is None or item.status != mentoring.SCHEDULED:
-            self.finish(ctx)
-            ctx.say("mentor_session_gone")
+        item = self.current(ctx)
+        if item is None:
             return None
         if step == "value":
             invalid = self._value(ctx, item, mentor, text)
@@ -240,9 +274,11 @@ class EditSessionForm(_SessionSteps):
         if not _yes(ctx, text, payload):
             return Invalid("session_confirm_unclear", {})
         changes = self._changes(ctx, item, mentor)
-        if "starts_at" in changes and changes["starts_at"] <= ctx.now:
+        starts = changes.get("starts_at")
+        if starts is not None and starts <= ctx.now:
+            ctx.say("session_in_past")  # the time passed while the form waited
             self.goto(ctx, "value")
-            return Invalid("session_in_past", {})
+            return None
         told = schedule.change(ctx.session, ctx.texts, mentor, item,
                                actor=f"user:{ctx.user.id}", now=ctx.now, **changes)
         self.finish(ctx)
@@ -255,32 +291,26 @@ class EditSessionForm(_SessionSteps):
                text: str | None) -> Invalid | None:
         values = self.data(ctx)["values"]
         field = values["field"]
-        zone = regions.zone(mentor.kode_wilayah)
         if field == "date":
-            try:
-                day = rules.parse_session_date(text or "", ctx.now.astimezone(zone).date())
-            except dates.DateError as error:
-                return Invalid(error.key, {})
-            values["new"] = day.isoformat()
+            value = read_date(ctx, regions.zone(mentor.kode_wilayah), text)
         elif field == "time":
-            try:
-                values["new"] = rules.parse_session_time(text or "").strftime("%H:%M")
-            except dates.DateError as error:
-                return Invalid(error.key, {})
+            value = read_time(text)
         else:
-            value = _clean(text, PLACE_MAX if field == "place" else TOPIC_MAX)
-            if value is None:
-                return Invalid(f"session_{field}_invalid", {})
-            values["new"] = value
-        changes = self._changes(ctx, item, mentor)
-        if "starts_at" in changes and changes["starts_at"] <= ctx.now:
-            values.pop("new", None)
+            value = read_text(field, text)
+        if isinstance(value, Invalid):
+            return value
+        values["new"] = value.strftime("%H:%M") if isinstance(value, time) else (
+            value.isoformat() if isinstance(value, date) else value)
+        starts = self._changes(ctx, item, mentor).get("starts_at")
+        if starts is not None and starts <= ctx.now:
+            values.pop("new")
             return Invalid("session_in_past", {})
         return None
 
 
-class CancelSessionForm(_SessionSteps):
+class CancelSessionForm(_SessionForm):
     name = "session_cancel"
+    command = "/batal_jadwal"
     intents = frozenset({"mentor_cancel_session"})
     steps = ("pick", "confirm")
 
@@ -288,64 +318,54 @@ class CancelSessionForm(_SessionSteps):
         if self.step(ctx) == "pick":
             self.ask_pick(ctx, "session_pick_cancel")
             return
-        item = ctx.session.get(MentoringSession, self.data(ctx)["values"]["session"])
-        mentor = _mentor(ctx)
-        ctx.say("session_cancel_confirm",
-                session=schedule.session_text(ctx.texts, item, mentor.kode_wilayah),
-                buttons=(Button(ctx.texts("mentor_cancel_yes"), f"{FORM_PREFIX}save"),
-                         Button(ctx.texts("mentor_cancel_no"), f"{FORM_PREFIX}stop")))
+        mentor = mentor_of(ctx)
+        item = self.current(ctx)
+        if item is not None and mentor is not None:
+            ctx.say("session_cancel_confirm",
+                    session=schedule.session_text(ctx.texts, item, mentor.kode_wilayah),
+                    buttons=_confirm_buttons(ctx, "mentor_cancel_yes", "mentor_cancel_no"))
 
-    def answer(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
-        mentor = _mentor(ctx)
-        if mentor is None:
-            self.finish(ctx)
-            require_mentor(ctx, "/batal_jadwal")
-            return None
-        values = self.data(ctx)["values"]
+    def take(self, ctx: Context, mentor: Mentor, text: str | None,
+             payload: str | None) -> Invalid | None:
         if self.step(ctx) == "pick":
-            item = self._pick(ctx, payload)
+            item = self.picked(ctx, mentor, payload)
             if item is None:
                 return Invalid("session_pick_unclear", {})
-            values["session"] = item.id
+            self.data(ctx)["values"]["session"] = item.id
             self.goto(ctx, "confirm")
             return None
         if not _yes(ctx, text, payload):
             return Invalid("session_confirm_unclear", {})
-        item = ctx.session.get(MentoringSession, values["session"])
-        self.finish(ctx)
-        if item is None or item.status != mentoring.SCHEDULED:
-            ctx.say("mentor_session_gone")
+        item = self.current(ctx)
+        if item is None:
             return None
+        self.finish(ctx)
         told = schedule.cancel(ctx.session, ctx.texts, mentor, item,
                                actor=f"user:{ctx.user.id}", now=ctx.now)
         ctx.say("session_cancelled", count=told)
         return None
 
 
-class BroadcastForm(Form):
+class BroadcastForm(MentorForm):
     """/kirim: write a message, see a preview, confirm; a report follows when it is done."""
 
     name = "mentor_broadcast"
+    command = "/kirim"
     intents = frozenset({"mentor_broadcast"})
     steps = ("text", "confirm")
     verbatim_steps = frozenset({"text"})  # "Siapa yang bisa hadir?" is the message itself
 
     def ask(self, ctx: Context) -> None:
-        if self.step(ctx) == "text":
+        mentor = mentor_of(ctx)
+        if self.step(ctx) == "text" or mentor is None:
             ctx.say("broadcast_ask_text")
             return
-        mentor = _mentor(ctx)
-        count = len(mentoring.mentee_user_ids(ctx.session, mentor.id)) if mentor else 0
-        ctx.say("broadcast_preview", text=self.data(ctx)["values"]["text"], count=count,
-                buttons=(Button(ctx.texts("registration_submit"), f"{FORM_PREFIX}save"),
-                         Button(ctx.texts("registration_cancel"), f"{FORM_PREFIX}stop")))
+        ctx.say("broadcast_preview", text=self.data(ctx)["values"]["text"],
+                count=len(mentoring.mentee_user_ids(ctx.session, mentor.id)),
+                buttons=_confirm_buttons(ctx, "registration_submit"))
 
-    def answer(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
-        mentor = _mentor(ctx)
-        if mentor is None:
-            self.finish(ctx)
-            require_mentor(ctx, "/kirim")
-            return None
+    def take(self, ctx: Context, mentor: Mentor, text: str | None,
+             payload: str | None) -> Invalid | None:
         if self.step(ctx) == "text":
             value = (text or "").strip()
             if not MIN_TEXT <= len(value) <= MAX_TEXT:
@@ -353,7 +373,7 @@ class BroadcastForm(Form):
             self.data(ctx)["values"]["text"] = value
             self.goto(ctx, "confirm")
             return None
-        if not _yes(ctx, text, payload) and (text or "").casefold().strip() != "kirim":
+        if not _yes(ctx, text, payload):
             return Invalid("session_confirm_unclear", {})
         users = mentoring.mentee_user_ids(ctx.session, mentor.id)
         body = ctx.texts("broadcast_from_mentor", mentor=mentor.nama,
@@ -363,8 +383,8 @@ class BroadcastForm(Form):
             ctx.say("broadcast_no_mentees")
             return None
         message = enqueue(ctx.session, "broadcast", body, users,
-                          created_by=f"user:{ctx.user.id}", reference=f"mentor:{mentor.id}")
-        message.report_to = ctx.user.id
+                          created_by=f"user:{ctx.user.id}", reference=f"mentor:{mentor.id}",
+                          report_to=ctx.user.id)
         repo.audit(ctx.session, f"user:{ctx.user.id}", "broadcast_queued", "ok",
                    subject=f"message:{message.id}", detail={"recipients": len(users)},
                    at=ctx.now)
@@ -372,16 +392,8 @@ class BroadcastForm(Form):
         return None
 
 
-NEW, EDIT, CANCEL, BROADCAST = NewSessionForm(), EditSessionForm(), CancelSessionForm(), \
-    BroadcastForm()
-
-
-def _starter(form: Form, command: str):
-    def start(ctx: Context) -> None:
-        if require_mentor(ctx, command) is not None:
-            form.start(ctx)
-    start.__doc__ = f"Start {command} for mentors."
-    return start
+NEW, EDIT, CANCEL, BROADCAST = (NewSessionForm(), EditSessionForm(), CancelSessionForm(),
+                                BroadcastForm())
 
 
 def my_sessions(ctx: Context) -> None:
@@ -416,10 +428,10 @@ def my_mentees(ctx: Context) -> None:
 
 
 HANDLERS = {
-    "mentor_new_session": _starter(NEW, "/jadwal_baru"),
-    "mentor_edit_session": _starter(EDIT, "/ubah_jadwal"),
-    "mentor_cancel_session": _starter(CANCEL, "/batal_jadwal"),
-    "mentor_broadcast": _starter(BROADCAST, "/kirim"),
+    "mentor_new_session": NEW.start_command,
+    "mentor_edit_session": EDIT.start_command,
+    "mentor_cancel_session": CANCEL.start_command,
+    "mentor_broadcast": BROADCAST.start_command,
     "mentor_sessions": my_sessions,
     "mentor_mentees": my_mentees,
 }

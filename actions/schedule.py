@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from actions.responses import Responses
 from db import mentoring
 from db.models import Mentor, MentoringSession, OutboxItem, OutboxMessage, utcnow
-from db.outbox import enqueue
+from db.outbox import add_recipients, enqueue
 from domain import dates, regions, schedule
 from outbox import store
 
@@ -43,11 +43,8 @@ def _queue_reminders(session: Session, texts: Responses, mentor: Mentor,
         if due <= now:
             continue
         text = texts(f"reminder/{kind}", session=session_text(texts, item, mentor.kode_wilayah))
-        message = enqueue(session, "reminder", text, user_ids, created_by=actor,
-                          reference=_reference(item, kind), due_at=due)
-        session.flush()
-        session.execute(store.update(OutboxItem).where(OutboxItem.message_id == message.id)
-                        .values(expires_at=start))
+        enqueue(session, "reminder", text, user_ids, created_by=actor,
+                reference=_reference(item, kind), due_at=due, expires_at=start)
 
 
 def _reminder_messages(session: Session, item: MentoringSession) -> list[int]:
@@ -86,10 +83,10 @@ def change(session: Session, texts: Responses, mentor: Mentor, item: MentoringSe
         setattr(item, name, value)
     item.updated_at = now
     session.flush()
-    store.cancel_pending(session, _reminder_messages(session, item), "session changed")
-    # Reminder references must stay unique per live reminder: retire the old ones.
-    for message in session.scalars(select(OutboxMessage).where(
-            OutboxMessage.id.in_(_reminder_messages(session, item)))):
+    old = _reminder_messages(session, item)
+    store.cancel_pending(session, old, "session changed")
+    # The new reminders take the references: retire the old messages' ones.
+    for message in session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(old))):
         message.reference = f"{message.reference}:old:{message.id}"
     users = mentoring.mentee_user_ids(session, mentor.id)
     if users:
@@ -131,21 +128,20 @@ def add_mentee_to_upcoming(session: Session, mentor: Mentor, user_id: int,
             exists = session.scalar(select(OutboxItem.id).where(
                 OutboxItem.message_id == message_id, OutboxItem.user_id == user_id))
             if exists is None:
-                session.add(OutboxItem(message_id=message_id, user_id=user_id, state="pending",
-                                       due_at=due, attempts=0, expires_at=start))
+                add_recipients(session, message_id, [user_id], due, expires_at=start)
                 added += 1
     return added
 
 
 def remove_mentee_from_upcoming(session: Session, mentor_id: int, user_id: int) -> int:
     """A mentee moved to another mentor no longer gets the old mentor's reminders."""
-    refs = [f"session:{item.id}:{kind}"
+    refs = [_reference(item, kind)
             for item in mentoring.upcoming(session, mentor_id, utcnow(), limit=100)
             for kind in schedule.REMINDERS]
     if not refs:
         return 0
     messages = select(OutboxMessage.id).where(OutboxMessage.reference.in_(refs))
-    return session.execute(store.update(OutboxItem).where(
+    return session.execute(update(OutboxItem).where(
         OutboxItem.message_id.in_(messages), OutboxItem.user_id == user_id,
         OutboxItem.state == store.PENDING).values(state=store.CANCELLED,
                                                   error="mentee moved to another mentor")

@@ -21,8 +21,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
 from db.models import OutboxItem, OutboxMessage, OutboxPacer, OutboxWorker, User
+from db.outbox import PENDING
 
-PENDING, CLAIMED, SENDING = "pending", "claimed", "sending"
+CLAIMED, SENDING = "claimed", "sending"
 SENT, BLOCKED, FAILED, UNCERTAIN = "sent", "blocked", "failed", "uncertain"
 EXPIRED, CANCELLED = "expired", "cancelled"
 FINAL = frozenset({SENT, BLOCKED, FAILED, UNCERTAIN, EXPIRED, CANCELLED})
@@ -189,10 +190,10 @@ def finish_send(session: Session, item_id: int, worker_id: str, state: str, now:
         session.execute(update(User).where(User.id == item.user_id).values(is_active=False))
 
 
-def retry_later(session: Session, item_id: int, worker_id: str, due: datetime,
+def retry_later(session: Session, item_id: int, worker_id: str, now: datetime,
                 error: str, max_attempts: int) -> bool:
-    """Back to pending for another try at `due`, or failed after `max_attempts`.
-    Returns whether it will be retried."""
+    """Back to pending after a backoff of 2, 4, 8... seconds (at most a minute), or failed
+    after `max_attempts`. Returns whether it will be retried."""
     item = _ours(session, item_id, worker_id)
     if item is None:
         return False
@@ -200,8 +201,17 @@ def retry_later(session: Session, item_id: int, worker_id: str, due: datetime,
         item.state, item.error, item.claimed_by = FAILED, f"{error} ({item.attempts}x)", None
         return False
     item.state, item.error, item.claimed_by, item.claimed_at = PENDING, error, None, None
-    item.due_at = due
+    item.due_at = now + timedelta(seconds=min(60, 2 ** item.attempts))
     return True
+
+
+def busy(session: Session, now: datetime, horizon: timedelta) -> int:
+    """Rows in flight anywhere, or due within `horizon` (a worker run --until-idle waits
+    for these, not for tomorrow's reminders)."""
+    return session.scalar(select(func.count()).select_from(OutboxItem).where(or_(
+        OutboxItem.state.in_((CLAIMED, SENDING)),
+        (OutboxItem.state == PENDING) & (OutboxItem.due_at <= now + horizon),
+    ))) or 0
 
 
 def undo_attempt(session: Session, item_id: int, worker_id: str, due: datetime,

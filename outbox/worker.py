@@ -26,6 +26,8 @@ from outbox import store
 
 log = logging.getLogger(__name__)
 
+# A worker run --until-idle stops when nothing is in flight or due within this.
+IDLE_HORIZON = timedelta(minutes=2)
 # The attempt is recorded this long before its send slot, so the database round trip does
 # not delay (and bunch up) the API calls.
 LEAD_SECONDS = 0.02
@@ -78,6 +80,9 @@ class Worker:
         self.per_chat = timedelta(seconds=self.config.per_chat_seconds)
         self.paused_until = 0.0
         self.last_fire = 0.0
+        # Reports are looked for only after this worker recorded an outcome (the worker
+        # that finishes a message's last row queues its report); recovery counts too.
+        self.finished_since_report = True
         self.in_flight: set[asyncio.Task] = set()
         self.sent = 0
 
@@ -119,7 +124,7 @@ class Worker:
                     await self._sleep(stop, 5.0)
                     continue
                 if not claimed:
-                    await self._reports()
+                    await self._reports()  # cheap unless rows finished since the last look
                     if until_idle and not self.in_flight and await self._idle():
                         break
                     await self._sleep(stop, self.config.poll_seconds)
@@ -136,27 +141,16 @@ class Worker:
     def _batch(self) -> int:
         return max(1, int(self.config.rate))  # about one second of slots at a time
 
-    async def _idle(self, horizon: timedelta = timedelta(minutes=2)) -> bool:
-        """Nothing in flight anywhere and nothing due within `horizon` (retries included;
-        tomorrow's reminders are not waited for)."""
-        from sqlalchemy import func, or_, select
-
-        from db.models import OutboxItem
-
-        def count(session: Session) -> int:
-            return session.scalar(select(func.count()).select_from(OutboxItem).where(or_(
-                OutboxItem.state.in_((store.CLAIMED, store.SENDING)),
-                (OutboxItem.state == store.PENDING) & (OutboxItem.due_at <= _now() + horizon),
-            ))) or 0
-
-        return await self.db(count) == 0
+    async def _idle(self) -> bool:
+        return await self.db(store.busy, _now(), IDLE_HORIZON) == 0
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await self._sleep(stop, self.config.heartbeat_seconds)
             try:
                 await self.db(store.heartbeat, self.id, _now())
-                await self.db(store.recover, _now())  # rows of workers that died
+                _, uncertain = await self.db(store.recover, _now())  # rows of dead workers
+                self.finished_since_report |= bool(uncertain)
             except Exception:  # keep beating; the next round retries
                 log.exception("outbox heartbeat failed")
 
@@ -216,6 +210,7 @@ class Worker:
 
     async def _record(self, item_id: int, outcome: Outcome) -> None:
         now = _now()
+        self.finished_since_report = True
         kind = outcome.kind
         if kind == SENT:
             self.sent += 1
@@ -234,9 +229,7 @@ class Worker:
             await self.db(store.finish_send, item_id, self.id, store.FAILED, now,
                           outcome.detail[:200])
         elif kind == RETRY:
-            attempts_delay = await self.db(_attempts, item_id)
-            due = now + timedelta(seconds=min(60, 2 ** attempts_delay))
-            await self.db(store.retry_later, item_id, self.id, due, outcome.detail[:200],
+            await self.db(store.retry_later, item_id, self.id, now, outcome.detail[:200],
                           self.config.max_attempts)
         else:
             await self.db(store.finish_send, item_id, self.id, store.UNCERTAIN, now,
@@ -245,8 +238,9 @@ class Worker:
     # ------------------------------------------------------------------ reports
     async def _reports(self) -> None:
         """Queue a delivery report for each finished message that asked for one."""
-        if self.config.report is None:
+        if self.config.report is None or not self.finished_since_report:
             return
+        self.finished_since_report = False
         render = self.config.report
 
         def queue(session: Session) -> int:
@@ -263,10 +257,3 @@ class Worker:
             return done
 
         await self.db(queue)
-
-
-def _attempts(session: Session, item_id: int) -> int:
-    from db.models import OutboxItem
-
-    item = session.get(OutboxItem, item_id)
-    return item.attempts if item else 1
