@@ -160,3 +160,16 @@ def test_batal_and_menu_work_even_when_the_nlu_is_down(assistant, fake_nlu, text
 def test_a_sticker_outside_a_form_gets_text_only_and_the_menu(assistant, texts):
     replies = say(assistant, unsupported="sticker")
     assert replies[0].text == texts("text_only") and payloads(replies) == MENU
+
+
+def test_every_form_can_be_stopped_and_explained_at_every_step(fake_nlu, texts):
+    """"batal" and the two-failure help use texts named after the form and step: each must
+    exist, or a user stopping halfway would get an error instead."""
+    from types import SimpleNamespace
+
+    dialogue = Dialogue(fake_nlu, texts)
+    for name, form in dialogue.forms.items():
+        assert f"{name}_cancelled" in texts, name
+        for step in form.steps:
+            ctx = SimpleNamespace(state={"form": {"name": name, "step": step}})
+            assert form.example(ctx) in texts, (name, step)

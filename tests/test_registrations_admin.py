@@ -147,3 +147,8 @@ def test_status_for_another_account_needs_nik_and_name(bot, texts):
 def test_registrations_cli_on_an_empty_database(prokus, engine):
     result = prokus("registrations", "list")
     assert "No registrations." in result.output
+
+
+def test_batal_during_the_status_lookup(bot, texts):
+    chat = Chat(bot, "92").send("/status").send("ya").send("batal")
+    assert chat.text == texts("status_cancelled")
