@@ -11,7 +11,6 @@ from typing import Any
 from telegram import (
     BotCommand,
     BotCommandScopeAllPrivateChats,
-    BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
@@ -215,26 +214,6 @@ async def on_startup(application: Application) -> None:
     )
 
 
-async def sync_mentor_commands(bot, chat_ids: list[str], done: set[str]) -> None:
-    """Show the mentor commands in the chats of mentors who do not have them yet."""
-    commands = [BotCommand(n, d) for n, d in COMMANDS + MENTOR_COMMANDS]
-    for chat_id in chat_ids:
-        if chat_id in done:
-            continue
-        try:
-            await bot.set_my_commands(commands, scope=BotCommandScopeChat(int(chat_id)))
-            done.add(chat_id)
-        except TelegramError as exc:  # e.g. the mentor never opened the chat yet
-            log.info("mentor commands not set", extra={"error": type(exc).__name__})
-
-
-def mentor_chat_ids(assistant: Assistant) -> list[str]:
-    from db.mentoring import mentors_with_counts
-
-    with assistant.sessions() as session:
-        return [telegram_id for _, telegram_id, _ in mentors_with_counts(session)]
-
-
 def build_application(
     token: str, assistant: Assistant, base_url: str = "https://api.telegram.org/bot"
 ) -> Application:
@@ -260,40 +239,6 @@ def build_application(
     return app
 
 
-def add_background(app: Application, assistant: Assistant, settings,
-                   with_worker: bool) -> None:
-    """Run, beside the bot, the outbox worker and the mentor command sync; stop both
-    cleanly when the bot stops."""
-    from bot.outbox_runner import run_worker
-
-    stop = asyncio.Event()
-    tasks: list[asyncio.Task] = []
-
-    async def mentor_sync() -> None:
-        done: set[str] = set()
-        while not stop.is_set():
-            with contextlib.suppress(Exception):
-                ids = await asyncio.to_thread(mentor_chat_ids, assistant)
-                await sync_mentor_commands(app.bot, ids, done)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), MENTOR_SYNC_SECONDS)
-
-    async def started(application: Application) -> None:
-        await on_startup(application)
-        tasks.append(asyncio.create_task(mentor_sync()))
-        if with_worker:
-            tasks.append(asyncio.create_task(run_worker(settings, stop)))
-
-    async def stopping(application: Application) -> None:
-        stop.set()
-        for result in await asyncio.gather(*tasks, return_exceptions=True):
-            if isinstance(result, Exception):
-                log.error("background task failed", exc_info=result)
-
-    app.post_init = started
-    app.post_stop = stopping
-
-
 def run_polling(settings, nlu_url: str, with_worker: bool = True) -> None:
     """Run the bot with long polling until interrupted (with the outbox worker inside)."""
     from bot.app import build_assistant, make_nlu_client
@@ -301,6 +246,8 @@ def run_polling(settings, nlu_url: str, with_worker: bool = True) -> None:
     client = make_nlu_client(settings, nlu_url)
     assistant = build_assistant(settings, client)
     app = build_application(settings.telegram_bot_token, assistant, settings.telegram_api_url)
+    from bot.background import add_background
+
     add_background(app, assistant, settings, with_worker)
     try:
         app.run_polling(allowed_updates=Update.ALL_TYPES)
