@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -13,7 +12,8 @@ from sqlalchemy.orm import Session
 from actions.responses import Responses
 from actions.types import Button, Reply, Turn
 from db.models import User
-from nlu.client import NLUUnavailable, Parse
+from domain import regions
+from nlu.client import Parse
 
 WIB = ZoneInfo("Asia/Jakarta")
 YES_WORDS = {"ya", "iya", "iyaa", "y", "yes", "setuju", "saya setuju", "boleh", "ok", "oke",
@@ -26,6 +26,15 @@ MAIN_MENU: tuple[str, ...] = (
     "faq/what_is_prokus", "faq/requirements", "check_eligibility", "register_prokus",
     "faq/cost", "help",
 )
+
+
+class NeedParse(Exception):  # noqa: N818 - a signal, not an error
+    """The turn needs the NLU's parse of `text`: the caller ends the transaction, asks the
+    NLU (no database transaction stays open during an NLU call) and runs the turn again."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__("NLU parse needed")
+        self.text = text
 
 
 @dataclass
@@ -41,21 +50,28 @@ class Context:
     parse: Parse | None = None
     replies: list[Reply] = field(default_factory=list)
     now: datetime = field(default_factory=lambda: datetime.now(WIB))
-    nlu_parse: Callable[[str], Parse] | None = None
+    # NLU parses fetched before this run of the turn; None: the NLU was unavailable.
+    parses: dict[str, Parse | None] = field(default_factory=dict)
     memo: dict[str, Any] = field(default_factory=dict)  # lookups made once per turn
 
     @property
+    def zone(self) -> ZoneInfo:
+        """The user's time zone: from the NIK being used in a form (its province), else WIB."""
+        nik = ((self.state.get("form") or {}).get("values") or {}).get("nik")
+        return regions.zone(nik[:2]) if isinstance(nik, str) and len(nik) == 16 else WIB
+
+    @property
     def today(self) -> date:
-        """Today's date in Indonesia (WIB)."""
-        return self.now.astimezone(WIB).date()
+        """Today's date where the user lives (WIB, WITA or WIT)."""
+        return self.now.astimezone(self.zone).date()
 
     def parse_text(self, text: str) -> Parse | None:
-        """Parse `text` with the NLU (once per turn); None when the NLU is unavailable."""
-        if self.parse is None and self.nlu_parse is not None:
-            try:
-                self.parse = self.nlu_parse(text)
-            except NLUUnavailable:
-                return None
+        """The NLU's parse of `text` (the first one asked for in this turn); None when the
+        NLU is unavailable. Raises NeedParse when it has not been fetched yet."""
+        if self.parse is None:
+            if text not in self.parses:
+                raise NeedParse(text)
+            self.parse = self.parses[text]
         return self.parse
 
     def yes_no(self, text: str | None) -> str | None:

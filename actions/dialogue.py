@@ -113,13 +113,20 @@ class Dialogue:
         self.forms: dict[str, Form] = {**eligibility.FORMS, **registration.FORMS,
                                        **status.FORMS, **mentor_tools.FORMS}
 
-    def respond(self, session: Session, turn: Turn) -> list[Reply]:
-        """Handle one turn inside the caller's session; the caller commits."""
+    def respond(self, session: Session, turn: Turn,
+                parses: dict[str, Parse | None] | None = None,
+                now: datetime | None = None) -> list[Reply]:
+        """Handle one turn inside the caller's session; the caller commits.
+
+        Raises NeedParse when the turn needs an NLU parse not in `parses`: the caller rolls
+        back, fetches it with `parse()` outside any transaction and calls again (with the
+        same `now`, so the second run sees the same clock).
+        """
         started = time.perf_counter()
         user = repo.get_or_create_user(session, turn.channel, turn.user_id)
         state = repo.load_state(session, user)
         ctx = Context(turn=turn, user=user, state=state, session=session, texts=self.texts,
-                      now=self.clock(), nlu_parse=self.nlu.parse)
+                      now=now or self.clock(), parses=parses or {})
         form = self.forms.get(state.get("form", {}).get("name", ""))
         if form is not None:
             source = self._form_turn(ctx, form)
@@ -143,9 +150,25 @@ class Dialogue:
         )
         return ctx.replies
 
+    def parse(self, text: str) -> Parse | None:
+        """The NLU's parse of `text`, or None when it is unavailable (call outside any
+        database transaction)."""
+        try:
+            return self.nlu.parse(text)
+        except NLUUnavailable:
+            return None
+
     def _remember(self, ctx: Context) -> None:
         # Only the buttons of the latest reply can be chosen by typing their label.
         ctx.state["buttons"] = [[b.label, b.payload] for r in ctx.replies for b in r.buttons]
+        # A form button is accepted while its form stays at the step that offered it.
+        form = ctx.state.get("form")
+        if form is not None:
+            offered = {b.payload for r in ctx.replies for b in r.buttons
+                       if b.payload.startswith(FORM_PREFIX)}
+            if form.get("offered_at") != form.get("step"):
+                form["offered_at"], form["offered"] = form.get("step"), []
+            form["offered"] = sorted(set(form.get("offered", [])) | offered)
         ctx.state["last_intent"] = ctx.intent
         if ctx.intent not in NOT_UNDERSTOOD:
             ctx.state.pop("misses", None)
@@ -185,9 +208,7 @@ class Dialogue:
         if is_cancel(text):
             ctx.intent = "cancel"
             return "keyword"
-        try:
-            ctx.parse = self.nlu.parse(text)
-        except NLUUnavailable:
+        if ctx.parse_text(text) is None:
             ctx.intent = "nlu_unavailable"
             ctx.say("nlu_down", buttons=ctx.main_menu())
             return "nlu"
@@ -289,6 +310,12 @@ class Dialogue:
 
     def _form_payload(self, ctx: Context, form: Form, payload: str) -> str:
         if payload.startswith(FORM_PREFIX):
+            if payload not in form.data(ctx).get("offered", ()):
+                # A button of an earlier step or an earlier form: never act on the form
+                # that runs now; ask its current question again.
+                ctx.say("form_button_expired")
+                form.ask(ctx)
+                return "stale_button"
             action = payload.removeprefix(FORM_PREFIX)
             if action == "stop":
                 form.cancel(ctx)

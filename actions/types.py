@@ -23,7 +23,7 @@ class Turn:
     contact: Contact | None = None
     payload: str | None = None
     unsupported: str | None = None  # a sticker, photo, voice note...: what it was
-
+    update_id: int | None = None  # the channel's id of the update, stored in the inbox
 
     @property
     def shares_own_contact(self) -> bool:

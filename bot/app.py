@@ -1,21 +1,59 @@
-"""Wiring: build the engine, NLU client and dialogue once; one DB session per turn."""
+"""Wiring: build the engine, NLU client and dialogue once; one DB session per turn.
+
+A turn runs in one database transaction. When it needs the NLU, the transaction is rolled
+back, the NLU is asked with no transaction open (so a slow NLU never holds SQLite's write
+lock or an idle PostgreSQL transaction), and the turn runs again with the parse. A
+database outage is retried with backoff for a bounded time before the user is told.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from actions.context import NeedParse
 from actions.dialogue import NLU, Dialogue, user_tag
 from actions.responses import Responses
 from actions.types import Reply, Turn
 from bot.settings import Settings
+from db import inbox
 from db.engine import make_engine, make_sessionmaker
-from nlu.client import NLUClient
+from db.errors import is_transient
+from nlu.client import NLUClient, Parse
+from nlu.guard import GuardedNLU
 
 log = logging.getLogger(__name__)
+
+
+class TurnFailed(Exception):
+    """The turn could not be processed (the database stayed away): nothing was stored."""
+
+
+@dataclass
+class RetryPolicy:
+    """Backoff for transient database errors: 0.2, 0.4, 0.8 ... s, each at most `cap`, for
+    at most `budget` seconds in all."""
+
+    budget: float = 20.0
+    first: float = 0.2
+    cap: float = 5.0
+    clock: Callable[[], float] = time.monotonic
+
+    def delays(self):
+        """Yield the waits before each retry until the budget is spent."""
+        deadline = self.clock() + self.budget
+        delay = self.first
+        while self.clock() + delay <= deadline:
+            yield delay
+            delay = min(delay * 2, self.cap)
 
 
 @dataclass
@@ -24,22 +62,82 @@ class Assistant:
 
     dialogue: Dialogue
     sessions: sessionmaker[Session]
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # NLU calls run here, apart from the database work, so turns that need no NLU (form
+    # steps, buttons, commands) never wait behind a slow NLU.
+    nlu_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="nlu"))
+
+    def _run(self, turn: Turn, parses: dict[str, Parse | None], now: datetime) -> list[Reply]:
+        """One attempt at the turn in its own transaction (raises NeedParse, DB errors)."""
+        with self.sessions.begin() as session:
+            if turn.update_id is not None and not inbox.claim(session, turn.update_id, now):
+                log.info("update already handled", extra={"user": user_tag(turn)})
+                return []  # handled before (a redelivery, or a replay racing the original)
+            return self.dialogue.respond(session, turn, parses, now=now)
+
+    def _failed(self, turn: Turn, exc: BaseException) -> list[Reply]:
+        log.error("turn failed", exc_info=exc,
+                  extra={"user": user_tag(turn), "channel": turn.channel})
+        return [Reply(self.dialogue.texts("internal_error"))]
+
+    def _keep_or_fail(self, turn: Turn, exc: Exception) -> list[Reply]:
+        """After the retries: a stored update will be replayed, anything else is lost."""
+        if turn.update_id is not None and is_transient(exc):
+            raise TurnFailed(str(exc)) from exc
+        return self._failed(turn, exc)
 
     def handle(self, turn: Turn) -> list[Reply]:
-        """Run one turn in its own transaction; never raise to the channel."""
-        try:
-            with self.sessions.begin() as session:
-                return self.dialogue.respond(session, turn)
-        except Exception:
-            log.exception("turn failed", extra={"user": user_tag(turn), "channel": turn.channel})
-            return [Reply(self.dialogue.texts("internal_error"))]
+        """Run one turn (console, tests); never raise to the channel except TurnFailed."""
+        now, parses = self.dialogue.clock(), {}
+        delays = self.retry.delays()
+        while True:
+            try:
+                return self._run(turn, parses, now)
+            except NeedParse as need:
+                if need.text in parses:
+                    return self._failed(turn, RuntimeError("NLU parse asked twice"))
+                parses[need.text] = self.dialogue.parse(need.text)
+            except Exception as exc:
+                delay = next(delays, None) if is_transient(exc) else None
+                if delay is None:
+                    return self._keep_or_fail(turn, exc)
+                log.warning("turn retried after a database error",
+                            extra={"user": user_tag(turn), "error": type(exc).__name__})
+                time.sleep(delay)
+
+    async def handle_async(self, turn: Turn) -> list[Reply]:
+        """The same as `handle`, for an event loop: database work in threads, NLU calls in
+        their own pool, waits without blocking other users."""
+        loop = asyncio.get_running_loop()
+        now, parses = self.dialogue.clock(), {}
+        delays = self.retry.delays()
+        while True:
+            try:
+                return await asyncio.to_thread(self._run, turn, parses, now)
+            except NeedParse as need:
+                if need.text in parses:
+                    return self._failed(turn, RuntimeError("NLU parse asked twice"))
+                parses[need.text] = await loop.run_in_executor(
+                    self.nlu_pool, self.dialogue.parse, need.text)
+            except Exception as exc:
+                delay = next(delays, None) if is_transient(exc) else None
+                if delay is None:
+                    return self._keep_or_fail(turn, exc)
+                log.warning("turn retried after a database error",
+                            extra={"user": user_tag(turn), "error": type(exc).__name__})
+                await asyncio.sleep(delay)
 
 
 def build_assistant(settings: Settings, nlu: NLU, engine: Engine | None = None) -> Assistant:
     """Create the assistant from settings; the caller owns `nlu` and the engine."""
     engine = engine or make_engine(settings.database_url)
-    dialogue = Dialogue(nlu, Responses.load(), threshold=settings.nlu_threshold)
-    return Assistant(dialogue=dialogue, sessions=make_sessionmaker(engine))
+    concurrency = getattr(settings, "nlu_concurrency", 4)
+    guarded = GuardedNLU(nlu, max_concurrent=concurrency)
+    dialogue = Dialogue(guarded, Responses.load(), threshold=settings.nlu_threshold)
+    return Assistant(dialogue=dialogue, sessions=make_sessionmaker(engine),
+                     retry=RetryPolicy(budget=getattr(settings, "turn_retry_seconds", 20.0)),
+                     nlu_pool=ThreadPoolExecutor(concurrency, thread_name_prefix="nlu"))
 
 
 def make_nlu_client(settings: Settings, url: str) -> NLUClient:

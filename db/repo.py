@@ -24,6 +24,8 @@ def get_or_create_user(session: Session, channel: str, external_id: str) -> User
         except IntegrityError:  # another process created it at the same moment
             user = session.scalars(stmt).one()
     user.last_seen_at = utcnow()
+    if not user.is_active:  # they blocked the bot once and came back: deliver again
+        user.is_active = True
     return user
 
 

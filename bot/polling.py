@@ -1,0 +1,123 @@
+"""Long polling that loses no update: each batch from getUpdates is stored in the inbox
+before its offset is confirmed (the next getUpdates call confirms it), then handed to the
+PTB application. While the database is away nothing is confirmed, so Telegram keeps the
+updates; after a crash, stored updates that were not processed are replayed at start.
+
+Used instead of PTB's Updater, which confirms an offset before the update is handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+from telegram import Update
+from telegram.error import NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.ext import Application
+
+from db import inbox
+from db.errors import is_transient
+
+log = logging.getLogger(__name__)
+
+
+def _row(update: Update) -> tuple[int, str | None, dict]:
+    user = update.effective_user
+    return update.update_id, (str(user.id) if user else None), update.to_dict()
+
+
+class DurablePoller:
+    """getUpdates -> inbox (committed) -> application queue -> confirm the offset."""
+
+    def __init__(self, app: Application, sessions: sessionmaker[Session],
+                 timeout: int = 25, allowed_updates: list[str] | None = None) -> None:
+        self.app = app
+        self.sessions = sessions
+        self.timeout = timeout
+        self.allowed_updates = allowed_updates or Update.ALL_TYPES
+        self.offset: int | None = None
+        self.stored = 0
+
+    def _store(self, rows: list[tuple[int, str | None, dict]]) -> list[int]:
+        with self.sessions.begin() as session:
+            return inbox.store(session, rows, datetime.now(UTC))
+
+    def _pending(self) -> list[Update]:
+        with self.sessions() as session:
+            rows = inbox.pending(session)
+            return [Update.de_json(row.payload, self.app.bot) for row in rows if row.payload]
+
+    async def replay(self) -> int:
+        """Queue stored updates that were never processed (a crash, an outage), in order."""
+        updates = await asyncio.to_thread(self._pending)
+        for update in updates:
+            await self.app.update_queue.put(update)
+        if updates:
+            log.warning("replaying stored updates", extra={"count": len(updates)})
+        return len(updates)
+
+    async def _store_until_done(self, updates: tuple[Update, ...], stop: asyncio.Event
+                                ) -> list[int] | None:
+        """Store the batch, retrying while the database is away; None when stopped first."""
+        delay = 0.5
+        rows = [_row(u) for u in updates]
+        while not stop.is_set():
+            try:
+                return await asyncio.to_thread(self._store, rows)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("inbox store failed; updates stay with Telegram",
+                            extra={"error": type(exc).__name__, "count": len(rows)})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, 5.0)
+        return None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until `stop` is set."""
+        await self.replay()
+        delay = 1.0
+        while not stop.is_set():
+            fetch = asyncio.ensure_future(self.app.bot.get_updates(
+                offset=self.offset, timeout=self.timeout, allowed_updates=self.allowed_updates,
+                read_timeout=self.timeout + 10))
+            stopped = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait({fetch, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if fetch not in done:
+                fetch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, TelegramError):
+                    await fetch
+                break
+            stopped.cancel()
+            try:
+                updates = fetch.result()
+            except RetryAfter as exc:
+                await self._pause(stop, float(exc.retry_after if isinstance(
+                    exc.retry_after, (int, float)) else exc.retry_after.total_seconds()))
+                continue
+            except (NetworkError, TimedOut) as exc:
+                log.warning("getUpdates failed", extra={"error": type(exc).__name__})
+                await self._pause(stop, delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            delay = 1.0
+            if not updates:
+                continue
+            new = await self._store_until_done(updates, stop)
+            if new is None:
+                break  # stopped while the database was away: nothing confirmed, nothing lost
+            self.stored += len(new)
+            fresh = set(new)
+            for update in updates:
+                if update.update_id in fresh:
+                    await self.app.update_queue.put(update)
+            self.offset = updates[-1].update_id + 1
+
+    @staticmethod
+    async def _pause(stop: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)

@@ -1,0 +1,75 @@
+"""The inbox: incoming updates stored before the channel confirms them, so a crash loses
+none, and claimed in the turn's own transaction, so none is handled twice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from db.models import InboxUpdate
+
+KEEP = timedelta(hours=24)  # processed updates are kept this long (redeliveries come sooner)
+
+
+def _insert(session: Session):
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def store(session: Session, updates: Iterable[tuple[int, str | None, dict[str, Any]]],
+          now: datetime) -> list[int]:
+    """Store (update_id, user_key, payload) rows; returns the ids that were new (an id seen
+    before, processed or not, is not stored again)."""
+    new = []
+    for update_id, user_key, payload in updates:
+        stmt = (_insert(session)(InboxUpdate)
+                .values(update_id=update_id, user_key=user_key, payload=payload,
+                        received_at=now)
+                .on_conflict_do_nothing(index_elements=["update_id"]))
+        if session.execute(stmt).rowcount:
+            new.append(update_id)
+    return new
+
+
+def claim(session: Session, update_id: int, now: datetime) -> bool:
+    """Mark the update processed in the caller's (the turn's) transaction. False when it was
+    processed already. An update that was never stored is recorded as processed now."""
+    done = session.execute(
+        update(InboxUpdate)
+        .where(InboxUpdate.update_id == update_id, InboxUpdate.processed_at.is_(None))
+        .values(processed_at=now, payload=None)).rowcount
+    if done:
+        return True
+    stmt = (_insert(session)(InboxUpdate)
+            .values(update_id=update_id, received_at=now, processed_at=now)
+            .on_conflict_do_nothing(index_elements=["update_id"]))
+    return bool(session.execute(stmt).rowcount)
+
+
+def pending(session: Session, limit: int = 500,
+            older_than: datetime | None = None) -> list[InboxUpdate]:
+    """Stored updates not processed yet, oldest first (to replay after a crash or outage)."""
+    stmt = select(InboxUpdate).where(InboxUpdate.processed_at.is_(None))
+    if older_than is not None:
+        stmt = stmt.where(InboxUpdate.received_at <= older_than)
+    return list(session.scalars(stmt.order_by(InboxUpdate.update_id).limit(limit)))
+
+
+def earlier_pending(session: Session, user_key: str, update_id: int) -> list[InboxUpdate]:
+    """This user's unprocessed updates older than `update_id` (handled first, in order)."""
+    return list(session.scalars(
+        select(InboxUpdate).where(InboxUpdate.user_key == user_key,
+                                  InboxUpdate.processed_at.is_(None),
+                                  InboxUpdate.update_id < update_id)
+        .order_by(InboxUpdate.update_id)))
+
+
+def purge(session: Session, now: datetime) -> int:
+    """Forget processed updates older than KEEP."""
+    return session.execute(delete(InboxUpdate).where(
+        InboxUpdate.processed_at.is_not(None), InboxUpdate.processed_at < now - KEEP)).rowcount
