@@ -10,15 +10,24 @@ from zoneinfo import ZoneInfo
 from actions import schedule
 from actions.context import Context
 from actions.forms import FORM_PREFIX, Form, Invalid
+from actions.sanitize import clean_message
 from actions.types import Button
 from db import mentoring, repo
 from db.models import Mentor, MentoringSession
 from db.outbox import enqueue
-from domain import dates, regions
+from domain import dates, numbers, regions
 from domain import schedule as rules
 
 MIN_TEXT, MAX_TEXT = 5, 1000
 TEXT_MAX = {"place": 120, "topic": 200}
+# Long lists come in pages with "Sebelumnya" / "Berikutnya" buttons.
+MENTEES_PER_PAGE = 20
+SESSIONS_PER_PAGE = 10
+MAX_PAGES = 50  # 1,000 mentees; a page number beyond the last shows the last page
+MAX_SESSIONS = SESSIONS_PER_PAGE * MAX_PAGES
+# Database ids fit a signed 32-bit integer (PostgreSQL's INTEGER): bound forged ids.
+MAX_ID_DIGITS, MAX_ID = 10, 2**31 - 1
+MENTEES_PAGE, SESSIONS_PAGE = "mentor_mentees_page_", "mentor_sessions_page_"
 
 
 def mentor_of(ctx: Context) -> Mentor | None:
@@ -56,11 +65,54 @@ def read_date(ctx: Context, zone: ZoneInfo, text: str | None) -> date | Invalid:
         return Invalid(error.key, {})
 
 
-def read_time(text: str | None) -> time | Invalid:
+def read_time(text: str | None) -> rules.SessionTime | Invalid:
+    """A clock time, with the zone the mentor wrote ("09.00 WIB") if any."""
     try:
-        return rules.parse_session_time(text or "")
+        return rules.read_session_time(text or "")
     except dates.DateError as error:
         return Invalid(error.key, {})
+
+
+def zone_of(mentor: Mentor, written: str | None) -> ZoneInfo:
+    """The zone a typed time is in: the one written after it, else the mentor's."""
+    return regions.ZONES[written] if written in regions.ZONES else regions.zone(
+        mentor.kode_wilayah)
+
+
+def note_time(ctx: Context, mentor: Mentor, start: datetime, written: rules.SessionTime
+              ) -> None:
+    """Say how a time in another zone, or "jam 12 malam", was read."""
+    own = regions.zone_name(mentor.kode_wilayah)
+    if written.zone is not None and written.zone != own:
+        local = start.astimezone(regions.zone(mentor.kode_wilayah))
+        ctx.say("session_time_converted", typed=f"{written.at:%H.%M} {written.zone}",
+                local=f"{local:%H.%M} {own}")
+    elif written.at == time(0, 0):
+        ctx.say("session_time_midnight")
+
+
+def page_number(text: str, pages: int) -> int:
+    """A page number from a button, bounded to 1..pages: 1 if unreadable, the last page if
+    beyond it (a number too long to be a page is never int()'d)."""
+    value = numbers.fold_digits(text.strip())
+    if not numbers.is_ascii_digits(value):
+        return 1
+    number = int(value) if len(value) <= 3 else pages
+    return max(1, min(number, pages))
+
+
+def page_buttons(ctx: Context, page: int, pages: int, payload: str) -> tuple[Button, ...]:
+    """"Sebelumnya" / "Berikutnya" for page `page` of `pages`; `payload` + page number."""
+    buttons = []
+    if page > 1:
+        buttons.append(Button(ctx.texts("page_previous"), f"{payload}{page - 1}"))
+    if page < pages:
+        buttons.append(Button(ctx.texts("page_next"), f"{payload}{page + 1}"))
+    return tuple(buttons)
+
+
+def pages_of(count: int, size: int) -> int:
+    return min(MAX_PAGES, max(1, -(-count // size)))
 
 
 def read_text(field: str, text: str | None) -> str | Invalid:
@@ -102,22 +154,38 @@ class _SessionForm(MentorForm):
                ) -> MentoringSession | None:
         prefix = f"{FORM_PREFIX}pick:"
         ident = payload.removeprefix(prefix) if payload and payload.startswith(prefix) else ""
-        item = ctx.session.get(MentoringSession, int(ident)) if ident.isdigit() else None
+        number = numbers.read_int(ident, max_digits=MAX_ID_DIGITS, low=1, high=MAX_ID)
+        item = ctx.session.get(MentoringSession, number) if number is not None else None
         if item is None or item.mentor_id != mentor.id or item.status != mentoring.SCHEDULED:
             return None  # not theirs (a forged button), or gone meanwhile
         return item
 
     def ask_pick(self, ctx: Context, key: str) -> None:
+        """One button per coming session, SESSIONS_PER_PAGE at a time."""
         mentor = mentor_of(ctx)
-        sessions = mentoring.upcoming(ctx.session, mentor.id, ctx.now) if mentor else []
+        sessions = mentoring.upcoming(ctx.session, mentor.id, ctx.now,
+                                      limit=MAX_SESSIONS) if mentor else []
         if not sessions:
             self.finish(ctx)
             ctx.say("mentor_no_sessions", buttons=(ctx.button("mentor_new_session"),))
             return
         zone = regions.zone(mentor.kode_wilayah)
+        pages = pages_of(len(sessions), SESSIONS_PER_PAGE)
+        page = min(self.data(ctx).get("page", 1), pages)
+        shown = sessions[(page - 1) * SESSIONS_PER_PAGE:page * SESSIONS_PER_PAGE]
         ctx.say(key, buttons=tuple(
             Button(f"{s.starts_at.astimezone(zone):%d/%m %H.%M} {s.topik}"[:40],
-                   f"{FORM_PREFIX}pick:{s.id}") for s in sessions))
+                   f"{FORM_PREFIX}pick:{s.id}") for s in shown) + page_buttons(
+            ctx, page, pages, f"{FORM_PREFIX}page:"))
+
+    def turn_page(self, ctx: Context, payload: str | None) -> bool:
+        """Show another page of sessions when a page button was pressed."""
+        prefix = f"{FORM_PREFIX}page:"
+        if not payload or not payload.startswith(prefix):
+            return False
+        self.data(ctx)["page"] = page_number(payload.removeprefix(prefix), MAX_PAGES)
+        self.ask(ctx)
+        return True
 
     def current(self, ctx: Context) -> MentoringSession | None:
         """The picked session, or None after saying it is gone (ends the form)."""
@@ -140,7 +208,7 @@ class NewSessionForm(MentorForm):
         values = self.data(ctx)["values"]
         return rules.starts_at(date.fromisoformat(values["date"]),
                                time.fromisoformat(values["time"]),
-                               regions.zone(mentor.kode_wilayah))
+                               zone_of(mentor, values.get("zone")))
 
     def ask(self, ctx: Context) -> None:
         step = self.step(ctx)
@@ -168,13 +236,16 @@ class NewSessionForm(MentorForm):
             self.goto(ctx, "time")
             return None
         if step == "time":
-            at = read_time(text)
-            if isinstance(at, Invalid):
-                return at
-            values["time"] = at.strftime("%H:%M")
-            if self.start_of(ctx, mentor) <= ctx.now:
+            typed = read_time(text)
+            if isinstance(typed, Invalid):
+                return typed
+            values["time"] = typed.at.strftime("%H:%M")
+            values["zone"] = typed.zone
+            start = self.start_of(ctx, mentor)
+            if start <= ctx.now:
                 values.pop("time")
                 return Invalid("session_in_past", {})
+            note_time(ctx, mentor, start, typed)
             self.goto(ctx, "place")
             return None
         if step in ("place", "topic"):
@@ -236,6 +307,8 @@ class EditSessionForm(_SessionForm):
         local = item.starts_at.astimezone(zone)
         day = date.fromisoformat(values["new"]) if field == "date" else local.date()
         at = time.fromisoformat(values["new"]) if field == "time" else local.time()
+        if field == "time":  # the time may be written in another zone: "09.00 WIB"
+            zone = zone_of(mentor, values.get("new_zone"))
         return {"starts_at": rules.starts_at(day, at, zone)}
 
     def _preview(self, ctx: Context, item: MentoringSession, mentor: Mentor) -> str:
@@ -248,6 +321,8 @@ class EditSessionForm(_SessionForm):
         step = self.step(ctx)
         values = self.data(ctx)["values"]
         if step == "pick":
+            if self.turn_page(ctx, payload):
+                return None
             item = self.picked(ctx, mentor, payload)
             if item is None:
                 return Invalid("session_pick_unclear", {})
@@ -299,12 +374,16 @@ class EditSessionForm(_SessionForm):
             value = read_text(field, text)
         if isinstance(value, Invalid):
             return value
-        values["new"] = value.strftime("%H:%M") if isinstance(value, time) else (
-            value.isoformat() if isinstance(value, date) else value)
+        if isinstance(value, rules.SessionTime):
+            values["new"], values["new_zone"] = value.at.strftime("%H:%M"), value.zone
+        else:
+            values["new"] = value.isoformat() if isinstance(value, date) else value
         starts = self._changes(ctx, item, mentor).get("starts_at")
         if starts is not None and starts <= ctx.now:
             values.pop("new")
             return Invalid("session_in_past", {})
+        if isinstance(value, rules.SessionTime) and starts is not None:
+            note_time(ctx, mentor, starts, value)
         return None
 
 
@@ -328,6 +407,8 @@ class CancelSessionForm(_SessionForm):
     def take(self, ctx: Context, mentor: Mentor, text: str | None,
              payload: str | None) -> Invalid | None:
         if self.step(ctx) == "pick":
+            if self.turn_page(ctx, payload):
+                return None
             item = self.picked(ctx, mentor, payload)
             if item is None:
                 return Invalid("session_pick_unclear", {})
@@ -367,7 +448,8 @@ class BroadcastForm(MentorForm):
     def take(self, ctx: Context, mentor: Mentor, text: str | None,
              payload: str | None) -> Invalid | None:
         if self.step(ctx) == "text":
-            value = (text or "").strip()
+            # The message keeps its line breaks (the core's text has them squeezed).
+            value = clean_message(ctx.turn.text) if ctx.turn.text else (text or "").strip()
             if not MIN_TEXT <= len(value) <= MAX_TEXT:
                 return Invalid("broadcast_text_invalid", {"min": MIN_TEXT, "max": MAX_TEXT})
             self.data(ctx)["values"]["text"] = value
@@ -396,24 +478,31 @@ NEW, EDIT, CANCEL, BROADCAST = (NewSessionForm(), EditSessionForm(), CancelSessi
                                 BroadcastForm())
 
 
-def my_sessions(ctx: Context) -> None:
-    """List the mentor's upcoming sessions."""
+def my_sessions(ctx: Context, page: int = 1) -> None:
+    """List the mentor's upcoming sessions, SESSIONS_PER_PAGE at a time."""
     mentor = require_mentor(ctx, "/jadwal_saya")
     if mentor is None:
         return
-    sessions = mentoring.upcoming(ctx.session, mentor.id, ctx.now)
+    sessions = mentoring.upcoming(ctx.session, mentor.id, ctx.now, limit=MAX_SESSIONS)
     if not sessions:
         ctx.say("mentor_no_sessions", buttons=(ctx.button("mentor_new_session"),))
         return
+    pages = pages_of(len(sessions), SESSIONS_PER_PAGE)
+    page = min(page, pages)
+    first = (page - 1) * SESSIONS_PER_PAGE
     items = "\n\n".join(f"{i}. " + schedule.session_text(ctx.texts, s, mentor.kode_wilayah)
-                        for i, s in enumerate(sessions, start=1))
-    ctx.say("mentor_sessions", items=items, buttons=(
+                        for i, s in enumerate(sessions[first:first + SESSIONS_PER_PAGE],
+                                              start=first + 1))
+    if pages > 1:
+        items += "\n\n" + ctx.texts("page_of", page=page, pages=pages)
+    ctx.say("mentor_sessions", items=items, buttons=page_buttons(
+        ctx, page, pages, f"/{SESSIONS_PAGE}") + (
         ctx.button("mentor_new_session"), ctx.button("mentor_edit_session"),
         ctx.button("mentor_cancel_session")))
 
 
-def my_mentees(ctx: Context) -> None:
-    """List the mentor's mentees with their registration and phone."""
+def my_mentees(ctx: Context, page: int = 1) -> None:
+    """List the mentor's mentees with their registration and phone, a page at a time."""
     mentor = require_mentor(ctx, "/peserta")
     if mentor is None:
         return
@@ -421,10 +510,27 @@ def my_mentees(ctx: Context) -> None:
     if not people:
         ctx.say("mentor_no_mentees")
         return
+    pages = pages_of(len(people), MENTEES_PER_PAGE)
+    page = min(page, pages)
+    first = (page - 1) * MENTEES_PER_PAGE
     lines = [ctx.texts("mentee_line", name=r.nama, number=r.number, desa=r.desa,
                        phone=r.no_hp, sector=ctx.texts(f"sector/{r.bidang_usaha}"))
-             for r in people]
-    ctx.say("mentor_mentees", count=len(people), items="\n".join(lines))
+             for r in people[first:first + MENTEES_PER_PAGE]]
+    if pages > 1:
+        lines.append(ctx.texts("page_of", page=page, pages=pages))
+    ctx.say("mentor_mentees", count=len(people), items="\n".join(lines),
+            buttons=page_buttons(ctx, page, pages, f"/{MENTEES_PAGE}"))
+
+
+def _page_handler(show, page: int):
+    """A handler showing page `page` of a list (page buttons are commands such as
+    "/mentor_mentees_page_2": the core routes a payload by its whole name)."""
+
+    def handler(ctx: Context) -> None:
+        show(ctx, page)
+
+    handler.__doc__ = f"Show page {page} of {show.__name__}."
+    return handler
 
 
 HANDLERS = {
@@ -434,5 +540,8 @@ HANDLERS = {
     "mentor_broadcast": BROADCAST.start_command,
     "mentor_sessions": my_sessions,
     "mentor_mentees": my_mentees,
+    # Pages 2..MAX_PAGES of the lists; a forged larger number is an unknown command.
+    **{f"{MENTEES_PAGE}{n}": _page_handler(my_mentees, n) for n in range(2, MAX_PAGES + 1)},
+    **{f"{SESSIONS_PAGE}{n}": _page_handler(my_sessions, n) for n in range(2, MAX_PAGES + 1)},
 }
 FORMS = {f.name: f for f in (NEW, EDIT, CANCEL, BROADCAST)}

@@ -148,7 +148,8 @@ class RegistrationForm(NikForm):
             self.finish(ctx)
             self._not_eligible(ctx, failed)
             return None
-        v["name"] = " ".join(text.split()).title()
+        # Keep the registry's spelling (the match is proven now), never what was typed.
+        v["name"] = kpm.nama
         self.advance(ctx)
         return None
 

@@ -16,6 +16,8 @@ class Problem(Enum):
 
 
 _SPACES = re.compile(r"\s+")
+_BLANK_LINES = re.compile(r"\n{3,}")
+_LINE_BREAKS = re.compile(r"\r\n|[\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 
 
 def clean(text: str) -> str:
@@ -30,6 +32,13 @@ def clean(text: str) -> str:
         else:
             kept.append(ch)
     return _SPACES.sub(" ", "".join(kept)).strip()
+
+
+def clean_message(text: str) -> str:
+    """Like `clean`, but line breaks stay (for a message that will be sent on): every kind of
+    line break becomes "\\n", each line is cleaned, at most one blank line in a row."""
+    lines = [clean(line) for line in _LINE_BREAKS.sub("\n", text).split("\n")]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip("\n")
 
 
 def check(raw: str | None) -> tuple[str, Problem | None]:

@@ -87,6 +87,11 @@ class Assistant:
             raise TurnFailed(str(exc)) from exc
         return self._failed(turn, exc)
 
+    def mark_handled(self, update_id: int) -> None:
+        """Record an update as handled when no turn did (edits, group commands...)."""
+        with self.sessions.begin() as session:
+            inbox.claim(session, update_id, self.dialogue.clock())
+
     def handle(self, turn: Turn) -> list[Reply]:
         """Run one turn (console, tests); never raise to the channel except TurnFailed."""
         now, parses = self.dialogue.clock(), {}

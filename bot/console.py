@@ -9,6 +9,7 @@ from typing import TextIO
 
 from actions.types import Button, Contact, Reply, Turn
 from bot.app import Assistant
+from domain.numbers import read_int
 
 CHANNEL = "console"
 _CONTACT = re.compile(r"^/contact\s+(\S+)\s*$")
@@ -31,8 +32,10 @@ def render(replies: Iterable[Reply], out: TextIO) -> list[Button]:
 def to_turn(line: str, user_id: str, offered: list[Button]) -> Turn:
     """Turn a typed line into a Turn: a number picks a button, /contact shares a contact."""
     stripped = line.strip()
-    if stripped.isdigit() and 1 <= int(stripped) <= len(offered):
-        return Turn(CHANNEL, user_id, payload=offered[int(stripped) - 1].payload)
+    # Button numbers are short: a line of 5,000 digits or "²" is text, never int()'d.
+    number = read_int(stripped, max_digits=3, low=1, high=len(offered)) if offered else None
+    if number is not None:
+        return Turn(CHANNEL, user_id, payload=offered[number - 1].payload)
     match = _CONTACT.match(stripped)
     if match:
         return Turn(CHANNEL, user_id, contact=Contact(match.group(1), user_id=user_id))

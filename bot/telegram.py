@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import Awaitable
 from typing import Any
 
@@ -18,7 +19,7 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.constants import ChatAction
+from telegram.constants import ChatAction, MessageLimit
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import (
     AIORateLimiter,
@@ -28,16 +29,21 @@ from telegram.ext import (
     CallbackQueryHandler,
     ContextTypes,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
-from actions.types import Contact, Reply, Turn
-from bot.app import Assistant
+from actions.context import MAIN_MENU
+from actions.types import Button, Contact, Reply, Turn
+from bot.app import Assistant, TurnFailed
+from bot.polling import DurablePoller
+from bot.render import split_text
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
 CALLBACK_DATA_LIMIT = 64  # bytes, Telegram's limit for callback_data
+TEXT_LIMIT = int(MessageLimit.MAX_TEXT_LENGTH)  # 4096 UTF-16 code units per message
 
 # Shown in the "/" menu of private chats.
 COMMANDS = [
@@ -61,6 +67,7 @@ MENTOR_COMMANDS = [
     ("kirim", "Kirim pesan ke semua peserta"),
 ]
 MENTOR_SYNC_SECONDS = 60
+STALLED_RETRY_SECONDS = 5.0  # a stored update whose turn failed is tried again this often
 
 
 class PerUserUpdateProcessor(BaseUpdateProcessor):
@@ -108,6 +115,14 @@ def keyboard(reply: Reply, contact_label: str) -> InlineKeyboardMarkup | ReplyKe
     )
 
 
+def addressed_to_other_bot(text: str | None, username: str | None) -> bool:
+    """Whether `text` is a command addressed to another bot (`/daftar@OtherBot`)."""
+    if not text or not text.startswith("/") or not username:
+        return False
+    _, at, target = text.split(maxsplit=1)[0].partition("@")
+    return bool(at) and target.casefold() != username.casefold()
+
+
 class TelegramChannel:
     """Callbacks that turn updates into Turns and send the core's replies back."""
 
@@ -119,10 +134,34 @@ class TelegramChannel:
         chat_id = update.effective_chat.id
         typing = asyncio.create_task(self._keep_typing(context, chat_id))
         try:
-            replies = await asyncio.to_thread(self.assistant.handle, turn)
+            replies = await self._handle(context, chat_id, turn, typing)
         finally:
             typing.cancel()
         await self.send(context, chat_id, replies)
+
+    async def _handle(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, turn: Turn,
+                      typing: asyncio.Task) -> list[Reply]:
+        """The core's replies. While the database stays away, the stored update waits here
+        after one notice to the user (their later updates queue behind it, in order); if
+        the bot stops meanwhile, it is replayed from the inbox at the next start."""
+        told = False
+        while True:
+            try:
+                return await self.assistant.handle_async(turn)
+            except TurnFailed:
+                if not told:
+                    told = True
+                    typing.cancel()
+                    with contextlib.suppress(TelegramError):
+                        await context.bot.send_message(chat_id, self.texts("turn_delayed"))
+                await asyncio.sleep(STALLED_RETRY_SECONDS)
+
+    async def on_done(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Mark an update handled in the inbox after every handler ran (a no-op when its
+        turn did so already), so updates that never reach the core are not replayed."""
+        if isinstance(update, Update):
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.assistant.mark_handled, update.update_id)
 
     @staticmethod
     async def _keep_typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None:
@@ -133,7 +172,8 @@ class TelegramChannel:
                 await asyncio.sleep(4.5)
 
     async def send(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, replies: list[Reply]):
-        """Send replies in order; a user who blocked the bot is logged, not retried."""
+        """Send replies in order, a long one in several messages with its buttons on the
+        last; a user who blocked the bot is logged, not retried."""
         chat_data = context.chat_data if context.chat_data is not None else {}
         for reply in replies:
             try:
@@ -142,17 +182,33 @@ class TelegramChannel:
                     markup = ReplyKeyboardRemove()  # the contact step is over: hide its button
                 elif reply.ask_contact:
                     chat_data["contact_keyboard"] = True
-                await context.bot.send_message(chat_id, reply.text, reply_markup=markup)
+                *first, last = split_text(reply.text, TEXT_LIMIT) or [reply.text]
+                for part in first:
+                    await context.bot.send_message(chat_id, part)
+                await context.bot.send_message(chat_id, last, reply_markup=markup)
             except Forbidden:
                 log.info("user blocked the bot", extra={"chat": "private"})
                 return
 
     def _turn(self, update: Update, **kw: Any) -> Turn:
-        return Turn(CHANNEL, str(update.effective_user.id), **kw)
+        return Turn(CHANNEL, str(update.effective_user.id), update_id=update.update_id, **kw)
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Pass a private text message or command to the core."""
-        await self._respond(update, context, self._turn(update, text=update.message.text))
+        text = update.message.text
+        if addressed_to_other_bot(text, context.bot.username):
+            # `/daftar@OtherBot` typed in our private chat is not for us: rather than run
+            # /daftar (the core drops "@..."), say the command is unknown, with the menu.
+            menu = tuple(Button(self.texts(f"label/{i}"), f"/{i}") for i in MAIN_MENU)
+            await self.send(context, update.effective_chat.id,
+                            [Reply(self.texts("unknown_command"), buttons=menu)])
+            return
+        await self._respond(update, context, self._turn(update, text=text))
+
+    async def on_edited(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Say politely that edits are not read: answering an edit as a new message could
+        store a second answer into the next form field. The conversation is left as it is."""
+        await self.send(context, update.effective_chat.id, [Reply(self.texts("edited_not_read"))])
 
     async def on_contact(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Pass a shared contact to the core, saying whose contact it is."""
@@ -189,8 +245,10 @@ class TelegramChannel:
         await self._respond(update, context, self._turn(update, unsupported=kind))
 
     async def on_group_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """In groups, answer commands only, with a pointer to a private chat."""
+        """In groups, answer our commands only, with a pointer to a private chat."""
         username = context.bot.username
+        if addressed_to_other_bot(update.effective_message.text, username):
+            return  # `/daftar@OtherBot`: another bot in the group will answer it
         await update.effective_message.reply_text(
             self.texts("group_only", link=f"https://t.me/{username}")
         )
@@ -225,16 +283,24 @@ def build_application(
         .base_url(base_url)
         .rate_limiter(AIORateLimiter(max_retries=3))
         .concurrent_updates(PerUserUpdateProcessor())
+        .updater(None)  # bot.polling.DurablePoller feeds the queue: stored, then confirmed
         .post_init(on_startup)
         .build()
     )
-    private = filters.ChatType.PRIVATE
-    groups = filters.ChatType.GROUPS
+    new = filters.UpdateType.MESSAGE  # edits and channel posts are not new messages
+    private = filters.ChatType.PRIVATE & new
+    groups = filters.ChatType.GROUPS & new
+    # Only edited texts are answered: a shared live location sends an edit every few
+    # seconds. Edits in groups are ignored like every non-command there.
+    edited = filters.UpdateType.EDITED_MESSAGE & filters.ChatType.PRIVATE & filters.TEXT
+    app.add_handler(MessageHandler(edited, channel.on_edited))
     app.add_handler(MessageHandler(groups & filters.COMMAND, channel.on_group_command))
     app.add_handler(MessageHandler(private & filters.TEXT, channel.on_text))
     app.add_handler(MessageHandler(private & filters.CONTACT, channel.on_contact))
     app.add_handler(MessageHandler(private & ~filters.StatusUpdate.ALL, channel.on_other_media))
     app.add_handler(CallbackQueryHandler(channel.on_callback))
+    app.add_handler(TypeHandler(Update, channel.on_done), group=1)
+    app.bot_data["assistant"] = assistant
     app.add_error_handler(channel.on_error)
     return app
 
@@ -250,6 +316,30 @@ def run_polling(settings, nlu_url: str, with_worker: bool = True) -> None:
 
     add_background(app, assistant, settings, with_worker)
     try:
-        app.run_polling(allowed_updates=Update.ALL_TYPES)
+        asyncio.run(serve(app, DurablePoller(app, assistant.sessions)))
     finally:
         client.close()
+
+
+async def serve(app: Application, poller: DurablePoller,
+                stop: asyncio.Event | None = None) -> None:
+    """Start the application, poll until SIGINT/SIGTERM (or `stop`), stop cleanly."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await app.initialize()
+    try:
+        if app.post_init:
+            await app.post_init(app)
+        await app.bot.delete_webhook()
+        await app.start()
+        try:
+            await poller.run(stop)
+        finally:
+            await app.stop()
+            if app.post_stop:
+                await app.post_stop(app)
+    finally:
+        await app.shutdown()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from domain.numbers import fold_digits
+
 MONTHS = ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus",
           "September", "Oktober", "November", "Desember")
 DAYS = ("Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu")
@@ -18,9 +20,9 @@ _MONTH_WORDS = {
     "peb": 2, "feb": 2, "okt": 10, "may": 5, "aug": 8, "oct": 10, "dec": 12, "jun": 6,
     "jul": 7, "juli": 7,
 }
-_NUMERIC = re.compile(r"^(\d{1,2})[\s./-]+(\d{1,2})[\s./-]+(\d{2}|\d{4})$")
-_WORDS = re.compile(r"^(\d{1,2})[\s./-]*([a-z]+)[\s./-]*(\d{2}|\d{4})$")
-_COMPACT = re.compile(r"^(\d{2})(\d{2})(\d{4})$")  # 12031990
+_NUMERIC = re.compile(r"^([0-9]{1,2})[\s./-]+([0-9]{1,2})[\s./-]+([0-9]{2}|[0-9]{4})$")
+_WORDS = re.compile(r"^([0-9]{1,2})[\s./-]*([a-z]+)[\s./-]*([0-9]{2}|[0-9]{4})$")
+_COMPACT = re.compile(r"^([0-9]{2})([0-9]{2})([0-9]{4})$")  # 12031990
 
 
 class DateError(ValueError):
@@ -40,7 +42,7 @@ def _year(text: str, today: date) -> int:
 
 def parse_birth_date(text: str, today: date) -> date:
     """Read a birth date; it must be a real date, in the past, and not absurdly old."""
-    value = " ".join(text.casefold().replace(",", " ").split())
+    value = " ".join(fold_digits(text).casefold().replace(",", " ").split())
     match = _NUMERIC.match(value) or _COMPACT.match(value)
     if match:
         day, month, year = int(match[1]), int(match[2]), _year(match[3], today)

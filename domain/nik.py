@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from domain.numbers import fold_digits, is_ascii_digits
+
 PROVINCES = frozenset(
     [11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 31, 32, 33, 34, 35, 36, 51, 52, 53,
      61, 62, 63, 64, 65, 71, 72, 73, 74, 75, 76, 81, 82, 91, 92, 93, 94, 95, 96]
@@ -55,14 +57,15 @@ class Nik:
 
 
 def clean(text: str) -> str:
-    """Drop the spaces, dots and dashes people type inside a NIK."""
-    return _SEPARATORS.sub("", text.strip())
+    """Drop the spaces, dots and dashes people type inside a NIK; digits of any script
+    become ASCII (see domain.numbers)."""
+    return _SEPARATORS.sub("", fold_digits(text.strip()))
 
 
 def parse(text: str) -> Nik:
     """Check a NIK and return its parts; raise NikError with a precise hint."""
     value = clean(text)
-    if not value.isdigit():
+    if not is_ascii_digits(value):
         raise NikError("nik_not_digits")
     if len(value) != 16:
         raise NikError("nik_length", got=len(value))

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 
+from domain.numbers import fold_digits, is_ascii_digits
+
 _SEPARATORS = re.compile(r"[\s.\-()]")
 
 
 def normalise(text: str) -> str | None:
     """Return the number as +628..., or None when it is not a valid mobile number."""
-    value = _SEPARATORS.sub("", text.strip())
+    value = _SEPARATORS.sub("", fold_digits(text.strip()))
     if value.startswith("+62"):
         rest = value[3:]
     elif value.startswith("62"):
@@ -19,11 +21,11 @@ def normalise(text: str) -> str | None:
         rest = value[1:]
     else:
         return None
-    if not rest.isdigit() or not rest.startswith("8") or not 9 <= len(rest) <= 12:
+    if not is_ascii_digits(rest) or not rest.startswith("8") or not 9 <= len(rest) <= 12:
         return None
     return f"+62{rest}"
 
 
 def mask(phone: str) -> str:
-    digits = re.sub(r"\D", "", phone)
+    digits = re.sub(r"[^0-9]", "", phone)
     return f"+62{digits[2:5]}*****{digits[-3:]}" if len(digits) > 8 else "***"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
+from domain.numbers import ASCII_DIGITS, is_ascii_digits
+
 # Bali, Nusa Tenggara, South/East/North Kalimantan, Sulawesi
 _WITA = {51, 52, 53, 63, 64, 65, 71, 72, 73, 74, 75, 76}
 _WIT = {81, 82, 91, 92, 93, 94, 95, 96}  # Maluku, Papua
@@ -15,7 +17,7 @@ ZONES = {"WIB": ZoneInfo("Asia/Jakarta"), "WITA": ZoneInfo("Asia/Makassar"),
 
 def zone_name(region: str) -> str:
     """"WIB", "WITA" or "WIT" for a region code such as "3201" or "73.71"."""
-    digits = "".join(ch for ch in region if ch.isdigit())
+    digits = "".join(ch for ch in region if ch in ASCII_DIGITS)
     province = int(digits[:2]) if len(digits) >= 2 else 0
     if province in _WIT:
         return "WIT"
@@ -33,4 +35,4 @@ def valid_region(region: str) -> bool:
     from domain.nik import PROVINCES
 
     digits = region.replace(".", "")
-    return digits.isdigit() and 2 <= len(digits) <= 10 and int(digits[:2]) in PROVINCES
+    return is_ascii_digits(digits) and 2 <= len(digits) <= 10 and int(digits[:2]) in PROVINCES

@@ -4,24 +4,58 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from domain.dates import _MONTH_WORDS, DateError
+from domain.numbers import fold_digits
 
 REMINDERS: dict[str, timedelta] = {"h-1": timedelta(days=1), "h-2j": timedelta(hours=2)}
 MAX_AHEAD_DAYS = 366
 
-_DATE_NUMERIC = re.compile(r"^(\d{1,2})[\s./-]+(\d{1,2})(?:[\s./-]+(\d{2}|\d{4}))?$")
-_DATE_WORDS = re.compile(r"^(?:[a-z]+,?\s+)?(\d{1,2})\s+([a-z]+)(?:\s+(\d{4}))?$")
-_TIME = re.compile(r"^(?:jam\s+|pukul\s+|pkl\.?\s*)?(\d{1,2})(?:[.:](\d{2}))?"
+_DATE_NUMERIC = re.compile(r"^([0-9]{1,2})[\s./-]+([0-9]{1,2})"
+                           r"(?:[\s./-]+([0-9]{2}|[0-9]{4}))?$")
+_DATE_WORDS = re.compile(r"^(?:[a-z]+,?\s+)?([0-9]{1,2})\s+([a-z]+)(?:\s+([0-9]{4}))?$")
+_TIME = re.compile(r"^(?:jam\s+|pukul\s+|pkl\.?\s*)?([0-9]{1,2})(?:[.:]([0-9]{2}))?"
                    r"(?:\s*(pagi|siang|sore|malam))?(?:\s*(wib|wita|wit))?$")
+ZONE_NAMES = ("WIB", "WITA", "WIT")
+
+
+@dataclass(frozen=True)
+class SessionTime:
+    """A clock time and, when the mentor wrote one ("09.00 WIB"), its zone name."""
+
+    at: time
+    zone: str | None = None
+
+
+def _clean(text: str) -> str:
+    """Casefolded, single-spaced, with digits of any script as ASCII."""
+    return " ".join(fold_digits(text).casefold().replace(",", " ").split())
+
+
+def _hour_of_day(hour: int, part: str | None) -> int | None:
+    """A 24-hour hour from "jam 7 malam", "jam 12 malam" (midnight), "jam 10 siang", "jam
+    3 sore"; None when the words contradict each other ("jam 15 pagi")."""
+    if part is None or hour > 12:
+        return None if part == "pagi" and hour > 12 else hour
+    if part == "pagi":
+        return hour
+    if part == "siang":
+        return hour + 12 if hour <= 6 else hour  # 10-12 siang stay, 1-6 siang are 13-18
+    if part == "sore":
+        return hour + 12 if hour < 12 else hour
+    # malam: 12 is midnight, 1-4 are the small hours, 5-11 the evening
+    if hour == 12:
+        return 0
+    return hour if hour <= 4 else hour + 12
 
 
 def parse_session_date(text: str, today: date) -> date:
     """"5-12-2026", "5/12", "5 Desember", "Sabtu, 5 Desember 2026"; today or later, at most a
     year ahead. A date without a year means the next such day."""
-    value = " ".join(text.casefold().replace(",", " ").split())
+    value = _clean(text)
     match = _DATE_NUMERIC.match(value)
     if match:
         day, month, year_text = int(match[1]), int(match[2]), match[3]
@@ -44,17 +78,22 @@ def parse_session_date(text: str, today: date) -> date:
     return result
 
 
-def parse_session_time(text: str) -> time:
-    """"09.00", "9:30", "jam 9", "pukul 14.00", "jam 2 siang", "7 malam" (local time)."""
-    match = _TIME.match(" ".join(text.casefold().split()))
+def read_session_time(text: str) -> SessionTime:
+    """"09.00", "9:30", "jam 9", "pukul 14.00", "jam 2 siang", "7 malam", "12 malam"
+    (00.00), "09.00 WIB": the clock time and the zone written, if any."""
+    match = _TIME.match(_clean(text))
     if not match:
         raise DateError("session_time_unreadable")
-    hour, minute, part = int(match[1]), int(match[2] or 0), match[3]
-    if part in ("siang", "sore", "malam") and hour < 12 and not (part == "siang" and hour >= 11):
-        hour += 12
-    if not (0 <= hour <= 23 and 0 <= minute <= 59):
+    hour = _hour_of_day(int(match[1]), match[3])
+    minute = int(match[2] or 0)
+    if hour is None or not (0 <= hour <= 23 and 0 <= minute <= 59):
         raise DateError("session_time_unreadable")
-    return time(hour, minute)
+    return SessionTime(time(hour, minute), match[4].upper() if match[4] else None)
+
+
+def parse_session_time(text: str) -> time:
+    """The clock time of `read_session_time` (the zone, if written, is not applied)."""
+    return read_session_time(text).at
 
 
 def starts_at(day: date, at: time, zone: ZoneInfo) -> datetime:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from telegram import Update
 from telegram.ext import Application
 
+from bot.polling import DurablePoller
 from tests.fakes.telegram_api import FakeTelegram, SentMessage
 
 
@@ -22,6 +22,8 @@ class BotRunner:
 
     def __init__(self, app: Application) -> None:
         self.app = app
+        # The bot's own durable polling (store in the inbox, then confirm), as in `prokus run`.
+        self.poller = DurablePoller(app, app.bot_data["assistant"].sessions, timeout=1)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
@@ -31,13 +33,12 @@ class BotRunner:
         return self
 
     async def _start(self) -> None:
+        self.stopping = asyncio.Event()
         await self.app.initialize()
         if self.app.post_init:
             await self.app.post_init(self.app)
-        await self.app.updater.start_polling(
-            poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES
-        )
         await self.app.start()
+        self.poll = asyncio.ensure_future(self.poller.run(self.stopping))
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(timeout=30)
@@ -45,8 +46,8 @@ class BotRunner:
         self.thread.join(timeout=10)
 
     async def _stop(self) -> None:
-        if self.app.updater.running:
-            await self.app.updater.stop()
+        self.stopping.set()
+        await self.poll
         if self.app.running:
             await self.app.stop()
         await self.app.shutdown()
@@ -69,6 +70,11 @@ class Chat:
     # --- what the user does
     def send(self, text: str) -> Chat:
         self.fake.push_text(self.user_id, text)
+        return self
+
+    def edit(self, text: str, message_id: int | None = None) -> Chat:
+        """Edit one of the user's messages (default: the last one) to `text`."""
+        self.fake.push_edit(self.user_id, text, message_id=message_id)
         return self
 
     def command(self, name: str) -> Chat:

@@ -54,3 +54,23 @@ def test_prokus_chat_command_with_piped_input(nlu_server_url, tmp_path, texts):
     # last run is still understood.
     second = chat("Siapa yang bisa ikut?\n")  # a menu label shown in the first run
     assert texts("faq/requirements").splitlines()[0] in second
+
+
+@pytest.mark.parametrize("line", ["²", "①", "٣", "9" * 5000, "1" * 4301, "０", "-1", "1_0",
+                                  "4 ", "99999999999999999999999"])
+def test_odd_numbers_never_crash_the_button_reader(line):
+    offered = [Button("Satu", "/one"), Button("Dua", "/two"), Button("Tiga", "/three")]
+    turn = to_turn(line + "\n", "9", offered)
+    assert turn.payload in (None, "/three") and (turn.payload or turn.text)
+    assert to_turn("٣\n", "9", offered).payload == "/three"  # Arabic-Indic three
+    assert to_turn("²\n", "9", offered).text == "²"  # a superscript is not a number
+
+
+def test_risky_lines_piped_into_the_chat_get_replies_not_tracebacks(assistant, texts):
+    lines = ["halo", "²", "①", "9" * 4400, "٢", "/cek", "1", "3201051203900001²",
+             "٣٢٠١٠٥١٢٠٣٩٠٠٠٠١", "x" * 5000, "\x00", "\u202e", "{0} %s {name}"]
+    out = io.StringIO()
+    run(assistant, "12", stdin=io.StringIO("\n".join(lines) + "\n"), out=out)
+    text = out.getvalue()
+    assert text.count("> ") >= len(lines) and texts("internal_error") not in text
+    assert texts("nik_not_digits") in text

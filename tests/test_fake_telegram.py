@@ -60,6 +60,31 @@ def test_errors_are_shaped_like_the_bot_api(api, control):
         "description"] == "Bad Request: message is too long"
 
 
+def test_text_length_is_counted_in_utf16_units_like_telegram(api, control):
+    control.post("push_text", json={"user_id": 16, "text": "halo"})
+    fits = api.post("sendMessage", json={"chat_id": 16, "text": "🙏" * 2048}).json()
+    assert fits["ok"], "2,048 emoji are 4,096 UTF-16 units"
+    too_long = api.post("sendMessage", json={"chat_id": 16, "text": "🙏" * 2049}).json()
+    assert too_long["description"] == "Bad Request: message is too long"
+
+
+def test_push_edit_sends_an_edited_message_update(fake, api, control):
+    control.post("push_text", json={"user_id": 17, "text": "satu"})
+    control.post("push_text", json={"user_id": 17, "text": "dua"})
+    control.post("push_edit", json={"user_id": 17, "text": "/tiga"})
+    fake.push_edit(17, "SATU", message_id=1)
+    updates = api.post("getUpdates").json()["result"]
+    assert [list(u)[1] for u in updates] == ["message", "message", "edited_message",
+                                             "edited_message"]
+    edited = updates[2]["edited_message"]
+    assert edited["message_id"] == 2 and edited["text"] == "/tiga" and edited["edit_date"]
+    assert edited["entities"] == [{"type": "bot_command", "offset": 0, "length": 5}]
+    assert updates[3]["edited_message"]["text"] == "SATU"
+    assert "entities" not in updates[3]["edited_message"]
+    assert control.post("push_edit", json={"user_id": 99, "text": "x"}).json()[
+        "description"] == "Bad Request: message to edit not found"
+
+
 @pytest.mark.parametrize("kind,code", [("429", 429), ("403", 403), ("400", 400),
                                        ("500", 500), ("502", 502)])
 def test_injected_faults(api, control, kind, code):

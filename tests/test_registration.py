@@ -408,3 +408,51 @@ def test_asking_for_the_schedule_mid_form_is_answered_then_resumed(bot, nlu, tex
     chat.send("jadwal pendampingan kapan?")
     assert chat.replies[0].text != question and texts("form_back") in chat.text
     assert chat.replies[-1].text == question
+
+
+def test_the_registry_name_is_stored_not_the_typed_one(bot, texts, sqlite_engine):
+    chat = reach(bot, "name")
+    chat.send("BUDI   santosa")  # one typo, odd capitals: still the same person
+    assert "Budi Santoso" not in chat.text  # nothing of the registry shown at this step
+    for _, (kind, value) in GOOD[3:]:
+        answer(chat, kind, value)
+    assert "Budi Santoso" in chat.text  # the summary, after the proven match
+    chat.press("Kirim")
+    with make_sessionmaker(sqlite_engine)() as session:
+        assert session.scalars(select(Registration.nama)).one() == "Budi Santoso"
+
+
+@pytest.mark.parametrize("typed", ["0812²3456789", "08123456789①", "0812³4567890",
+                                   "+62" + "8" * 3000, "٠٨١٢٣٤٥٦٧٨٩٠", "０８１２３４５６７８９０"])
+def test_a_phone_with_look_alike_digits_is_refused_and_other_scripts_are_ascii(
+        bot, texts, sqlite_engine, typed):
+    chat = reach(bot, "phone").send(typed)
+    if typed[1] in "٨８":
+        assert chat.text == texts("registration_ask_kabupaten")
+        assert form_state(sqlite_engine)["values"]["phone"] == "+6281234567890"
+    else:
+        assert chat.text == texts("phone_invalid")
+        assert "phone" not in form_state(sqlite_engine)["values"]
+
+
+@pytest.mark.parametrize("typed", ["NaN", "inf", "infinity tahun", "9" * 309, "9" * 400 + " bulan",
+                                   "² tahun"])
+def test_absurd_durations_get_a_hint_not_an_error(bot, texts, sqlite_engine, typed):
+    chat = reach(bot, "months").send(typed)
+    assert chat.text in (texts("months_unreadable"), texts("months_too_many"))
+    assert "months" not in form_state(sqlite_engine)["values"]
+
+
+@pytest.mark.parametrize("typed", ["Budi 😀 Santoso", "Budi Santoso 🙏", "Budi <b>Santoso</b>"])
+def test_a_name_with_emoji_or_symbols_gets_the_name_hint(bot, texts, sqlite_engine, typed):
+    assert reach(bot, "name").send(typed).text == texts("name_invalid")
+    assert form_state(sqlite_engine)["step"] == "name"
+
+
+def test_nik_in_arabic_indic_digits_is_kept_in_ascii(bot, texts, sqlite_engine):
+    reach(bot, "nik").send(BUDI.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")))
+    assert form_state(sqlite_engine)["values"]["nik"] == BUDI
+
+def test_nik_with_a_superscript_digit_gets_the_digits_hint(bot, texts, sqlite_engine):
+    assert reach(bot, "nik").send("320105120390000²").text == texts("nik_not_digits")
+    assert "nik" not in form_state(sqlite_engine)["values"]

@@ -25,3 +25,11 @@ def test_emoji_and_symbols_only():
 
 def test_ordinary_text_passes():
     assert check("sy mau dftr gmn caranya 🙏") == ("sy mau dftr gmn caranya 🙏", None)
+
+
+def test_a_message_to_send_keeps_its_lines():
+    from actions.sanitize import clean_message
+
+    raw = "Halo semua,\r\n\r\n\r\n\r\nBesok  jam 9.\rBawa\u2028buku\x00 kas\u202e\n\n  "
+    assert clean_message(raw) == "Halo semua,\n\nBesok jam 9.\nBawa\nbuku kas"
+    assert clean_message("satu baris") == clean("satu baris")

@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, urlparse
 BOT_ID = 7000001
 BOT_USERNAME = "ProkusFakeBot"
 DEFAULT_TOKEN = "123456789:TEST-fake-token-for-the-fake-bot-api-server"
-MAX_TEXT = 4096
+MAX_TEXT = 4096  # UTF-16 code units, as Telegram counts them
 
 # Parameters that are always strings, even when they look like numbers or JSON.
 STRING_PARAMS = {
@@ -250,6 +250,27 @@ class FakeTelegram:
     def push_text(self, user_id: int, text: str, **kw: Any) -> dict[str, Any]:
         return self.push_message(user_id, text=text, **kw)
 
+    def push_edit(self, user_id: int, text: str | None = None, message_id: int | None = None,
+                  chat_id: int | None = None, **content: Any) -> dict[str, Any]:
+        """The user edits one of their messages (default: their last one in the private
+        chat) to `text`, or changes its `content` (a live location moving): Telegram sends
+        an `edited_message` update."""
+        with self._cond:
+            messages = self.user_messages[chat_id if chat_id is not None else user_id]
+            original = next((m for m in reversed(messages)
+                             if message_id is None or m["message_id"] == message_id), None)
+            if original is None:
+                raise ApiError(400, "Bad Request: message to edit not found")
+            edited = {**original, **content, "edit_date": int(time.time())}
+            if text is not None:
+                edited["text"] = text
+                edited.pop("entities", None)
+                if text.startswith("/"):
+                    edited["entities"] = [{"type": "bot_command", "offset": 0,
+                                           "length": len(text.split()[0])}]
+            original.update(edited)
+            return self._queue({"edited_message": edited})
+
     def push_command(self, user_id: int, command: str, **kw: Any) -> dict[str, Any]:
         return self.push_text(user_id, command if command.startswith("/") else f"/{command}", **kw)
 
@@ -454,7 +475,7 @@ class FakeTelegram:
         text = params.get("text")
         if not text or not str(text).strip():
             raise ApiError(400, "Bad Request: message text is empty")
-        if len(str(text)) > MAX_TEXT:
+        if len(str(text).encode("utf-16-le")) // 2 > MAX_TEXT:
             raise ApiError(400, "Bad Request: message is too long")
         return str(text)
 
@@ -635,6 +656,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         pushers = {
             "push_text": fake.push_text, "push_command": fake.push_command,
+            "push_edit": fake.push_edit,
             "push_contact": fake.push_contact, "push_sticker": fake.push_sticker,
             "push_photo": fake.push_photo, "push_voice": fake.push_voice,
             "push_document": fake.push_document, "push_location": fake.push_location,
