@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from bot.cli_common import DatabaseGroup
+from bot.cli_common import DatabaseGroup, pass_settings
 from bot.cli_common import status as _status
 from bot.logging import configure_logging
 from bot.settings import Settings
@@ -19,12 +19,12 @@ log = logging.getLogger("prokus")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.pass_context
-def main(ctx: click.Context) -> None:
-    """Asisten Prokus: console chat, Telegram bot, database and NLU tools."""
-    settings = Settings.from_env()
-    configure_logging(settings.log_level, settings.log_json)
-    ctx.obj = settings
+def main() -> None:
+    """Asisten Prokus: console chat, Telegram bot, database and NLU tools.
+
+    Settings come from the environment and `.env` (see .env.example); each command reads
+    and checks them when it runs, so a wrong value is reported with what is allowed.
+    """
 
 
 @contextlib.contextmanager
@@ -58,7 +58,7 @@ def nlu_url(settings: Settings) -> Iterator[str]:
     "--user", "user_id", default="1", show_default=True,
     help="Console user id; the same id continues its stored conversation.",
 )
-@click.pass_obj
+@pass_settings
 def chat(settings: Settings, user_id: str) -> None:
     """Chat with the assistant in this terminal (or from piped lines)."""
     from bot.app import build_assistant, make_nlu_client
@@ -81,7 +81,7 @@ def chat(settings: Settings, user_id: str) -> None:
 @click.option("--worker/--no-worker", "with_worker", default=True, show_default=True,
               help="Send reminders, broadcasts and notices from the outbox in this process "
                    "(use --no-worker when separate `prokus worker` processes do it).")
-@click.pass_obj
+@pass_settings
 def run_bot(settings: Settings, with_worker: bool) -> None:
     """Run the Telegram bot (polling)."""
     if not settings.telegram_bot_token:
@@ -105,7 +105,7 @@ def db() -> None:
 
 @db.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
-@click.pass_obj
+@pass_settings
 def db_upgrade(settings: Settings, revision: str) -> None:
     """Migrate the database (DATABASE_URL) to the latest schema."""
     from db.migrate import upgrade
@@ -116,7 +116,7 @@ def db_upgrade(settings: Settings, revision: str) -> None:
 
 @db.command("downgrade")
 @click.argument("revision")
-@click.pass_obj
+@pass_settings
 def db_downgrade(settings: Settings, revision: str) -> None:
     """Migrate the database down to REVISION (e.g. base)."""
     from db.migrate import downgrade
@@ -126,17 +126,24 @@ def db_downgrade(settings: Settings, revision: str) -> None:
 
 
 @db.command("demo")
-@click.pass_obj
+@pass_settings
 def db_demo(settings: Settings) -> None:
-    """Load clearly fake demo records (idempotent)."""
-    from db.demo import load_demo
+    """Load clearly fake demo records (idempotent) and print the NIK and name of each to try.
+
+    Birth dates are relative to today, so the NIKs (which embed them) change with the year.
+    """
+    from db.demo import demo_rows, load_demo, today_wib
     from db.engine import make_engine, make_sessionmaker
 
+    today = today_wib()
     engine = make_engine(settings.database_url)
     with make_sessionmaker(engine).begin() as session:
-        added = load_demo(session)
+        added = load_demo(session, today)
     engine.dispose()
     _status(f"Demo data: {added} fake records added.")
+    click.echo("Demo KPM to try (NIK, name, what the check says):")
+    for nik, name, record in demo_rows(today):
+        click.echo(f"  {nik}  {name:<22}  {record.note}")
 
 
 @main.group(cls=DatabaseGroup)
@@ -148,7 +155,7 @@ def kpm() -> None:
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write rejected rows (default: CSV_FILE.rejected.csv).")
-@click.pass_obj
+@pass_settings
 def kpm_import(settings: Settings, csv_file: Path, rejects: Path | None) -> None:
     """Import (upsert by NIK) a registry CSV with the header
     nik,nama,tanggal_lahir,jenis_kelamin,kode_wilayah,status_pkh,tanggal_graduasi,no_hp."""
@@ -205,7 +212,7 @@ def nlu() -> None:
 
 @nlu.command("train")
 @click.option("--force", is_flag=True, help="Train even when a model for the current data exists.")
-@click.pass_obj
+@pass_settings
 def nlu_train(settings: Settings, force: bool) -> None:
     """Train the NLU model unless one matches config.yml + nlu/ already."""
     from nlu.model import model_path, train
@@ -223,8 +230,9 @@ def nlu_train(settings: Settings, force: bool) -> None:
 
 
 @nlu.command("serve")
-@click.option("--port", type=int, default=None, help="Port on 127.0.0.1 (default NLU_PORT, 5005).")
-@click.pass_obj
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Port on 127.0.0.1 (default NLU_PORT, 5005).")
+@pass_settings
 def nlu_serve(settings: Settings, port: int | None) -> None:
     """Run the Rasa NLU HTTP API in the foreground until Ctrl-C."""
     import os
@@ -246,7 +254,7 @@ def nlu_serve(settings: Settings, port: int | None) -> None:
               help="Rasa NLU YAML file (default nlu/tests/test_set.yml).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Where to write nlu-eval.json and the confusion report (default results/).")
-@click.pass_obj
+@pass_settings
 def nlu_eval(settings: Settings, test_set: Path | None, out_dir: Path | None) -> None:
     """Evaluate the model on the held-out test set through the NLU HTTP server."""
     import httpx
@@ -273,7 +281,7 @@ def nlu_eval(settings: Settings, test_set: Path | None, out_dir: Path | None) ->
 
 
 @nlu.command("fingerprint")
-@click.pass_obj
+@pass_settings
 def nlu_fingerprint(settings: Settings) -> None:
     """Print the fingerprint of config.yml + nlu/ (the model file name)."""
     from nlu.model import model_path

@@ -3,19 +3,49 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import click
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def status(message: str) -> None:
     """Progress and status lines go to stderr, so stdout stays clean for data."""
     click.echo(message, err=True)
+
+
+def load_settings(ctx: click.Context) -> Settings:
+    """The validated settings of this run, read on first use: after the arguments are parsed,
+    so `--help` works even when a setting is wrong, which becomes one clear error."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, Settings):
+        try:
+            settings = Settings.from_env()
+        except SettingsError as error:
+            raise click.ClickException(str(error)) from None
+        from bot.logging import configure_logging
+
+        configure_logging(settings.log_level, settings.log_json)
+        root.obj = settings
+    return root.obj
+
+
+def pass_settings(command: F) -> F:
+    """Like click.pass_obj, but hand the command the settings, loaded and validated."""
+
+    @click.pass_context
+    def wrapper(ctx: click.Context, /, *args: Any, **kwargs: Any) -> Any:
+        return ctx.invoke(command, load_settings(ctx), *args, **kwargs)
+
+    return functools.update_wrapper(wrapper, command)  # type: ignore[return-value]
 
 
 class DatabaseGroup(click.Group):
@@ -28,7 +58,9 @@ class DatabaseGroup(click.Group):
         try:
             return super().invoke(ctx)
         except (OperationalError, ProgrammingError) as exc:
-            url = make_url(ctx.find_root().obj.database_url).render_as_string(hide_password=True)
+            database_url = getattr(ctx.find_root().obj, "database_url", "")
+            url = (make_url(database_url).render_as_string(hide_password=True)
+                   if database_url else "(DATABASE_URL)")
             raise click.ClickException(
                 f"Cannot use the database {url}: {exc.orig} (run `prokus db upgrade`?)"
             ) from exc

@@ -10,7 +10,7 @@ import time
 
 import click
 
-from bot.cli_common import DatabaseGroup, operator_name, sessions, status
+from bot.cli_common import DatabaseGroup, operator_name, pass_settings, sessions, status
 from bot.settings import Settings
 from domain import phone as phone_rules
 from domain import regions
@@ -33,7 +33,7 @@ def mentors() -> None:
 @click.option("--region", required=True,
               help="Kode wilayah of the area (e.g. 3201 or 73.71); sets WIB/WITA/WIT.")
 @click.option("--operator", default=None, help="Your name for the audit log.")
-@click.pass_obj
+@pass_settings
 def mentors_add(settings: Settings, telegram_id: str, name: str, phone: str, region: str,
                 operator: str | None) -> None:
     """Give a Telegram account the mentor role."""
@@ -66,7 +66,7 @@ def mentors_add(settings: Settings, telegram_id: str, name: str, phone: str, reg
 @click.argument("mentor_id", type=int)
 @click.argument("number")
 @click.option("--operator", default=None, help="Your name for the audit log.")
-@click.pass_obj
+@pass_settings
 def mentors_assign(settings: Settings, mentor_id: int, number: str,
                    operator: str | None) -> None:
     """Assign registration NUMBER (accepted) to MENTOR_ID; the mentee also gets the
@@ -93,7 +93,7 @@ def mentors_assign(settings: Settings, mentor_id: int, number: str,
 
 
 @mentors.command("list")
-@click.pass_obj
+@pass_settings
 def mentors_list(settings: Settings) -> None:
     """List mentors with their region and number of mentees."""
     from db import mentoring
@@ -151,7 +151,7 @@ def broadcast() -> None:
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="Show progress until every recipient has a final state.")
 @click.option("--operator", default=None, help="Your name for the audit log.")
-@click.pass_obj
+@pass_settings
 def broadcast_send(settings: Settings, target: str, text: str, yes: bool, wait: bool,
                    operator: str | None) -> None:
     """Preview, confirm and queue a broadcast; the outbox worker sends it at the configured
@@ -228,7 +228,7 @@ def _print_progress(progress) -> None:
 
 @broadcast.command("status")
 @click.argument("message_id", type=int)
-@click.pass_obj
+@pass_settings
 def broadcast_status(settings: Settings, message_id: int) -> None:
     """Progress and final report of broadcast MESSAGE_ID, with uncertain recipients."""
     from sqlalchemy import select
@@ -256,7 +256,7 @@ def broadcast_status(settings: Settings, message_id: int) -> None:
 # ---------------------------------------------------------------------- worker
 @click.command("worker")
 @click.option("--until-idle", is_flag=True, help="Stop when nothing is due (for scripts).")
-@click.pass_obj
+@pass_settings
 def worker(settings: Settings, until_idle: bool) -> None:
     """Send from the outbox on its own (scale-out); `prokus run` already runs one inside."""
     from bot.outbox_runner import run_worker

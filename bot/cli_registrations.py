@@ -1,15 +1,24 @@
-"""`prokus registrations`: the operator's view of registrations (list, export, status)."""
+"""`prokus registrations`: the operator's view of registrations (list, export, status).
+
+CSV output is safe to open in a spreadsheet (OWASP, CSV injection): a text cell starting
+with `=`, `+`, `-`, `@`, a tab or a carriage return (also after leading spaces) gets a
+leading `'`, so it is shown as text and never evaluated; `=HYPERLINK(...)` in a business
+description stays text. Phone numbers in the full export are written in the national form,
+grouped (`0812 3456 7890`): a spreadsheet keeps that as text (no formula from the `+`, no
+number that loses its leading zero) and it is the number a verifier dials.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import re
 import sys
 from pathlib import Path
 
 import click
 
-from bot.cli_common import DatabaseGroup, operator_name, sessions, status
+from bot.cli_common import DatabaseGroup, operator_name, pass_settings, sessions, status
 from bot.settings import Settings
 from domain import registration as rules
 from domain.nik import mask as mask_nik
@@ -21,6 +30,30 @@ EXPORT_COLUMNS = ("number", "status", "alasan", "created_at", "updated_at", "nik
                   "deskripsi_usaha", "lama_usaha_bulan")
 LIST_COLUMNS = ("number", "created", "status", "nik", "nama", "no_hp", "kabupaten",
                 "bidang_usaha")
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PHONE = re.compile(r"\+628[0-9]{8,11}")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """Prefix a text cell that a spreadsheet would read as a formula with `'` (OWASP)."""
+    if isinstance(value, str) and value.lstrip(" \u00a0").startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def spreadsheet_phone(phone: str | None) -> object:
+    """+6281234567890 -> `0812 3456 7890`, text in any spreadsheet; anything else escaped."""
+    if phone and _PHONE.fullmatch(phone):
+        national = "0" + phone[3:]
+        return " ".join(national[i:i + 4] for i in range(0, len(national), 4))
+    return spreadsheet_safe(phone or "")
+
+
+def csv_row(row: dict[str, object]) -> dict[str, object]:
+    """A row ready for a CSV that may be opened in a spreadsheet."""
+    return {key: spreadsheet_safe(value) for key, value in row.items()}
 
 
 def _row(registration, masked: bool) -> dict[str, object]:
@@ -49,7 +82,7 @@ def registrations() -> None:
 @click.option("--status", "wanted", type=STATUS, default=None, help="Only this status.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table",
               show_default=True)
-@click.pass_obj
+@pass_settings
 def list_registrations(settings: Settings, wanted: str | None, fmt: str) -> None:
     """Show registrations, oldest first, with NIK and phone masked."""
     from db import registrations as repo
@@ -59,7 +92,7 @@ def list_registrations(settings: Settings, wanted: str | None, fmt: str) -> None
     if fmt == "csv":
         writer = csv.DictWriter(sys.stdout, LIST_COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(csv_row(r) for r in rows)
         return
     if not rows:
         status("No registrations" + (f" with status {wanted}." if wanted else "."))
@@ -78,10 +111,14 @@ def list_registrations(settings: Settings, wanted: str | None, fmt: str) -> None
               help="File to write (default: standard output).")
 @click.option("--operator", default=None, help="Your name for the audit log "
               "(default: PROKUS_OPERATOR or your login name).")
-@click.pass_obj
+@pass_settings
 def export_registrations(settings: Settings, wanted: str | None, fmt: str, out: Path | None,
                          operator: str | None) -> None:
-    """Export registrations with full NIK and phone for verification (audited)."""
+    """Export registrations with full NIK and phone for verification (audited).
+
+    Safe to open in a spreadsheet: cells that would start a formula (= + - @) begin with
+    ', and phones are written as 0812 3456 7890.
+    """
     from db import registrations as repo
     from db.repo import audit
 
@@ -95,7 +132,9 @@ def export_registrations(settings: Settings, wanted: str | None, fmt: str, out: 
             with click.progressbar(repo.query(session, wanted), label="Exporting",
                                    file=sys.stderr) as bar:
                 for registration in bar:
-                    writer.writerow(_row(registration, masked=False))
+                    row = _row(registration, masked=False)
+                    row["no_hp"] = spreadsheet_phone(registration.no_hp)
+                    writer.writerow(csv_row(row))
                     count += 1
         audit(session, actor, "registrations_export", "ok",
               detail={"status": wanted, "rows": count, "format": fmt,
@@ -111,7 +150,7 @@ def export_registrations(settings: Settings, wanted: str | None, fmt: str, out: 
               "applicant).")
 @click.option("--operator", default=None, help="Your name for the audit log "
               "(default: PROKUS_OPERATOR or your login name).")
-@click.pass_obj
+@pass_settings
 def set_status(settings: Settings, number: str, new_status: str, reason: str | None,
                operator: str | None) -> None:
     """Change the status of registration NUMBER (PRK-YYYY-NNNNNN) and notify the applicant.

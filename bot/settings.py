@@ -1,26 +1,132 @@
-"""Typed settings, read once from the environment (and `.env`) and passed down."""
+"""Typed settings, read once from the environment (and `.env`), validated, and passed down.
+
+Every value is checked when the settings are built: a wrong one is reported together with
+all the others, naming the variable and what is allowed (`SettingsError`). The repr never
+shows the bot token or a password inside a URL.
+"""
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+# scheme://user:password@host -> the password part (greedy: a password may hold '@').
+_URL_PASSWORD = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@]*:)(?P<secret>.*)@")
 
 
-def _bool(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+class SettingsError(ValueError):
+    """One or more settings are wrong; `problems` has one line per variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid settings:\n" + "\n".join(f"  {p}" for p in problems))
+        self.problems = problems
+
+
+def mask_url(url: str | None) -> str | None:
+    """Hide the password of a URL such as postgresql://user:secret@host/db."""
+    if not url:
+        return url
+    return _URL_PASSWORD.sub(lambda m: f"{m['head']}***@", url, count=1)
+
+
+def _parse_bool(value: str) -> bool:
+    """Read LOG_JSON-style flags: 1/0, true/false, yes/no, on/off."""
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError
+
+
+def _parse_int(value: str) -> int:
+    """A whole number written in ASCII digits."""
+    text = value.strip()
+    if not re.fullmatch(r"[+-]?[0-9]{1,9}", text):
+        raise ValueError
+    return int(text)
+
+
+def _parse_float(value: str) -> float:
+    """A finite decimal number (no NaN, no infinity)."""
+    number = float(value.strip())
+    if not math.isfinite(number):
+        raise ValueError
+    return number
 
 
 @dataclass(frozen=True)
+class _Rule:
+    """How one environment variable becomes one field, and which values are allowed."""
+
+    env: str
+    parse: Callable[[str], Any]
+    allowed: str                      # shown in the error message
+    check: Callable[[Any], bool] = lambda value: True
+
+
+def _between(low: float, high: float, *, low_open: bool = False) -> Callable[[Any], bool]:
+    """A range check; `low_open` excludes the lower bound."""
+    return lambda v: (low < v if low_open else low <= v) and v <= high
+
+
+def _http_url(value: str | None) -> bool:
+    return value is None or re.match(r"^https?://[^\s/]+", value) is not None
+
+
+RULES: dict[str, _Rule] = {
+    "database_url": _Rule("DATABASE_URL", str, "a database URL such as sqlite:///data/prokus.db "
+                          "or postgresql://user:password@host:5432/prokus",
+                          lambda v: re.match(r"^(sqlite|postgres(ql)?)(\+\w+)?://", v) is not None),
+    "nlu_url": _Rule("NLU_URL", lambda v: v.strip() or None, "an http:// or https:// URL",
+                     _http_url),
+    "nlu_port": _Rule("NLU_PORT", _parse_int, "a whole number from 1 to 65535",
+                      _between(1, 65535)),
+    "nlu_timeout": _Rule("NLU_TIMEOUT", _parse_float, "seconds, more than 0 and at most 300",
+                         _between(0, 300, low_open=True)),
+    "nlu_retries": _Rule("NLU_RETRIES", _parse_int, "a whole number from 0 to 10",
+                         _between(0, 10)),
+    "nlu_threshold": _Rule("NLU_THRESHOLD", _parse_float, "a number from 0 to 1",
+                           _between(0, 1)),
+    "rasa_bin": _Rule("RASA_BIN", lambda v: Path(v) if v.strip() else None, "a path"),
+    "telegram_bot_token": _Rule("TELEGRAM_BOT_TOKEN", lambda v: v.strip() or None,
+                                "a token from @BotFather"),
+    "telegram_api_url": _Rule("TELEGRAM_API_URL", str.strip, "an http:// or https:// URL",
+                              _http_url),
+    "log_level": _Rule("LOG_LEVEL", lambda v: v.strip().upper(), "one of " + ", ".join(LOG_LEVELS),
+                       lambda v: v in LOG_LEVELS),
+    "log_json": _Rule("LOG_JSON", _parse_bool, "1/0, true/false, yes/no or on/off"),
+    "outbox_rate": _Rule("OUTBOX_RATE", _parse_float,
+                         "messages per second, more than 0 and at most 1000",
+                         _between(0, 1000, low_open=True)),
+    "outbox_per_chat": _Rule("OUTBOX_PER_CHAT", _parse_float,
+                             "seconds between two messages to one chat, from 0 to 3600",
+                             _between(0, 3600)),
+    "telegram_max_rate": _Rule("TELEGRAM_MAX_RATE", _parse_float,
+                               "messages per second overall, more than 0 and at most 1000",
+                               _between(0, 1000, low_open=True)),
+}
+SECRET_FIELDS = ("telegram_bot_token",)
+URL_FIELDS = ("database_url", "nlu_url", "telegram_api_url")
+
+
+@dataclass(frozen=True, repr=False)
 class Settings:
     """Everything the processes need to know; no engine, client or token at import time."""
 
     project_root: Path = PROJECT_ROOT
-    database_url: str = ""
+    database_url: str = f"sqlite:///{PROJECT_ROOT / 'data' / 'prokus.db'}"
     nlu_url: str | None = None
     nlu_port: int = 5005
     nlu_timeout: float = 3.0
@@ -33,6 +139,40 @@ class Settings:
     log_json: bool = True
     outbox_rate: float = 30.0        # messages per second, all workers together
     outbox_per_chat: float = 1.0     # seconds between two messages to one chat
+    telegram_max_rate: float = 30.0  # messages per second overall (Telegram's limit)
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise SettingsError(problems)
+
+    def problems(self) -> list[str]:
+        """One line per field whose value is outside what is allowed."""
+        found = []
+        for name, rule in RULES.items():
+            value = getattr(self, name)
+            try:
+                ok = rule.check(value)
+            except TypeError:
+                ok = False
+            if not ok:
+                found.append(f"{rule.env}={self._shown(name)}: expected {rule.allowed}")
+        return found
+
+    def _shown(self, name: str) -> str:
+        """A field's value as it may appear in logs and errors (secrets hidden)."""
+        value = getattr(self, name)
+        if name in SECRET_FIELDS:
+            return "'***'" if value else "None"
+        if name in URL_FIELDS:
+            return repr(mask_url(value))
+        return repr(value)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={self._shown(f.name)}" for f in fields(self))
+        return f"{type(self).__name__}({shown})"
+
+    __str__ = __repr__
 
     @property
     def models_dir(self) -> Path:
@@ -48,30 +188,35 @@ class Settings:
 
     @classmethod
     def from_env(
-        cls, environ: dict[str, str] | None = None, env_file: Path | None = None
+        cls, environ: Mapping[str, str] | None = None, env_file: Path | None = None
     ) -> Settings:
-        """Build settings from `.env` (if present) overlaid with the process environment."""
+        """Build settings from `.env` (if present) overlaid with the process environment.
+
+        Raises SettingsError listing every variable that is wrong, not just the first.
+        """
         root = PROJECT_ROOT
         values: dict[str, str] = {}
         env_path = env_file if env_file is not None else root / ".env"
         if env_path.is_file():
             values.update({k: v for k, v in dotenv_values(env_path).items() if v is not None})
         values.update(os.environ if environ is None else environ)
-        get = values.get
-        database_url = get("DATABASE_URL") or f"sqlite:///{root / 'data' / 'prokus.db'}"
-        return cls(
-            project_root=root,
-            database_url=database_url,
-            nlu_url=(get("NLU_URL") or None),
-            nlu_port=int(get("NLU_PORT", "5005")),
-            nlu_timeout=float(get("NLU_TIMEOUT", "3")),
-            nlu_retries=int(get("NLU_RETRIES", "1")),
-            nlu_threshold=float(get("NLU_THRESHOLD", "0.4")),
-            rasa_bin=Path(get("RASA_BIN")) if get("RASA_BIN") else None,
-            telegram_bot_token=(get("TELEGRAM_BOT_TOKEN") or None),
-            telegram_api_url=get("TELEGRAM_API_URL", "https://api.telegram.org/bot"),
-            log_level=get("LOG_LEVEL", "INFO").upper(),
-            log_json=_bool(get("LOG_JSON", "1")),
-            outbox_rate=float(get("OUTBOX_RATE", "30")),
-            outbox_per_chat=float(get("OUTBOX_PER_CHAT", "1")),
-        )
+        kwargs: dict[str, Any] = {"project_root": root}
+        problems: list[str] = []
+        for name, rule in RULES.items():
+            raw = values.get(rule.env)
+            if raw is None or (raw.strip() == "" and name != "log_json"):
+                continue  # unset or empty: the default
+            try:
+                kwargs[name] = rule.parse(raw)
+            except ValueError:
+                shown = "'***'" if name in SECRET_FIELDS else repr(mask_url(raw))
+                problems.append(f"{rule.env}={shown}: expected {rule.allowed}")
+        try:
+            settings = cls(**kwargs)
+        except SettingsError as error:
+            problems += error.problems
+        if problems:
+            order = [rule.env for rule in RULES.values()]
+            problems.sort(key=lambda line: order.index(line.split("=", 1)[0]))
+            raise SettingsError(problems)
+        return settings

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +27,19 @@ HEADER = ["nik", "nama", "tanggal_lahir", "jenis_kelamin", "kode_wilayah", "stat
           "tanggal_graduasi", "no_hp"]
 DATA_COLUMNS = HEADER[1:]
 BATCH = 5000
+# The registry's calendar: "today" for the birth- and graduation-date checks is the date in
+# Jakarta (WIB), whatever the server's own time zone.
+WIB = ZoneInfo("Asia/Jakarta")
+
+
+def _utcnow() -> datetime:
+    """The current instant (a seam for tests)."""
+    return datetime.now(UTC)
+
+
+def today_wib() -> date:
+    """Today's date in Jakarta (WIB)."""
+    return _utcnow().astimezone(WIB).date()
 
 
 class RowError(ValueError):
@@ -161,7 +175,7 @@ def _store(session: Session, batch: dict[str, dict[str, Any]], result: ImportRes
             select(table).where(table.c.nik.in_(list(batch)))
         )
     }
-    now = datetime.now(UTC)
+    now = _utcnow()
     to_write = []
     for nik, values in batch.items():
         old = existing.get(nik)
@@ -186,8 +200,10 @@ def _counting(lines: Iterable[str], progress: Callable[[int], None]) -> Iterator
 def import_csv(sessions: sessionmaker[Session], source: TextIO, rejects: TextIO,
                progress: Callable[[int], None] = lambda n: None,
                today: date | None = None) -> ImportResult:
-    """Stream `source` into the registry; write rejected rows to `rejects`."""
-    today = today or date.today()
+    """Stream `source` into the registry; write rejected rows to `rejects`.
+
+    `today` (for the date checks) defaults to today's date in WIB, not the server's."""
+    today = today or today_wib()
     result = ImportResult()
     reader = csv.reader(_counting(source, progress))
     header = [h.strip().lstrip("\ufeff") for h in next(reader, [])]

@@ -1,8 +1,9 @@
 """Held-out NLU evaluation: intent accuracy, macro F1, FAQ sub-intents, out-of-scope.
 
-Pure Python (stdlib + PyYAML), so it runs in both environments: in `.venv` through the
-HTTP server (`prokus nlu eval`, the CI gate) and in `.venv-nlu` on in-process models
-(`scripts/nlu_compare.py`).
+Pure Python (stdlib + PyYAML + `nlu.client.Parse`, which needs no httpx), so it runs in
+both environments: in `.venv` through the HTTP server (`prokus nlu eval`, the CI gate) and
+in `.venv-nlu` on in-process models (`scripts/nlu_compare.py`). Rasa replies are read by
+the bot's own reader, so the evaluation scores exactly what the bot would act on.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
+
+from nlu.client import Parse
 
 REJECT = "REJECT"  # out_of_scope or nlu_fallback: the bot says it cannot help / asks again
 _ANNOTATION = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
@@ -59,20 +62,9 @@ class Prediction:
 
     @classmethod
     def from_rasa(cls, data: dict) -> Prediction:
-        intent = data.get("intent") or {}
-        selectors = data.get("response_selector") or {}
-        # Our config names the selector "faq"; Rasa's default config calls it "default".
-        selected = (selectors.get("faq") or selectors.get("default") or {}).get("response", {})
-        ranking = tuple(
-            (r.get("name", ""), float(r.get("confidence") or 0.0))
-            for r in data.get("intent_ranking") or []
-        )
-        return cls(
-            intent=intent.get("name") or "nlu_fallback",
-            confidence=float(intent.get("confidence") or 0.0),
-            faq_key=selected.get("intent_response_key"),
-            ranking=ranking,
-        )
+        """Read a Rasa parse reply with the bot's own reader (`nlu.client.Parse`)."""
+        parse = Parse.from_rasa(data)
+        return cls(parse.intent, parse.confidence, parse.faq_key, parse.ranking)
 
 
 def coarse(label: str) -> str:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import subprocess
+import sys
 from pathlib import Path
+from typing import TextIO
 
 MODEL_PREFIX = "nlu-"
+TAIL_LINES = 20
+
+
+class TrainingError(RuntimeError):
+    """`rasa train` failed; the message ends with the last lines of its log."""
 
 
 def training_inputs(root: Path) -> list[Path]:
@@ -50,8 +58,13 @@ def rasa_env(root: Path) -> dict[str, str]:
     return env
 
 
-def train(root: Path, rasa_bin: Path, models_dir: Path | None = None, force: bool = False) -> Path:
-    """Train the NLU model unless one with the current fingerprint exists; return its path."""
+def train(root: Path, rasa_bin: Path, models_dir: Path | None = None, force: bool = False,
+          log_file: Path | None = None, echo: TextIO | None = sys.stderr) -> Path:
+    """Train the NLU model unless one with the current fingerprint exists; return its path.
+
+    Rasa's output goes to `echo` (the terminal) and to `log_file` (default
+    data/nlu-train.log); a failure raises TrainingError with the tail of that log.
+    """
     target = model_path(root, models_dir)
     if target.exists() and not force:
         return target
@@ -68,10 +81,43 @@ def train(root: Path, rasa_bin: Path, models_dir: Path | None = None, force: boo
         "--out", str(target.parent),
         "--fixed-model-name", target.name.removesuffix(".tar.gz"),
     ]
-    subprocess.run(cmd, cwd=root, env=rasa_env(root), check=True)
+    log_file = log_file or root / "data" / "nlu-train.log"
+    code, tail = _run_logged(cmd, root, log_file, echo)
+    if code != 0:
+        raise TrainingError(
+            f"NLU training failed (rasa exited with {code}). Last lines of {log_file}:\n"
+            + "\n".join(tail)
+        )
     if not target.exists():
         raise RuntimeError(f"Rasa finished but {target} was not written")
     for old in target.parent.glob(f"{MODEL_PREFIX}*.tar.gz"):
         if old != target:
             old.unlink()
     return target
+
+
+def _run_logged(cmd: list[str], root: Path, log_file: Path,
+                echo: TextIO | None) -> tuple[int, list[str]]:
+    """Run `cmd`, copying its output as it comes (progress bars included) to `log_file` and
+    `echo`; return (exit code, last lines of the log)."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    with open(log_file, "wb") as log, subprocess.Popen(
+        cmd, cwd=root, env=rasa_env(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    ) as process:
+        assert process.stdout is not None
+        for chunk in iter(lambda: process.stdout.read1(8192), b""):
+            log.write(chunk)
+            if echo is not None:
+                echo.write(decoder.decode(chunk))
+                echo.flush()
+    return process.returncode, log_tail(log_file)
+
+
+def log_tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
+    """The last non-empty lines of a log (a progress bar's redraws count as lines)."""
+    with open(path, "rb") as fh:
+        fh.seek(max(0, path.stat().st_size - 16384))
+        text = fh.read().decode("utf-8", errors="replace")
+    found = [line.rstrip() for line in text.replace("\r", "\n").split("\n") if line.strip()]
+    return found[-lines:]

@@ -4,6 +4,8 @@ a fake NLU for routing tests, and the real Rasa NLU server for the session."""
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,45 +50,110 @@ def pg_available() -> bool:
     return available
 
 
+def _wants_migrated(request: pytest.FixtureRequest) -> bool:
+    """True when the test also uses `engine`, so its database can start as a template copy."""
+    return "engine" in request.fixturenames
+
+
 @pytest.fixture
-def postgres_url(pg_available: bool) -> Iterator[str]:
-    """Create a throw-away PostgreSQL database and drop it afterwards."""
+def postgres_url(request: pytest.FixtureRequest, pg_available: bool) -> Iterator[str]:
+    """Create a throw-away PostgreSQL database and drop it afterwards.
+
+    Empty, unless the test uses `engine`: then it is created at once as a copy of the
+    session's migrated template (one CREATE DATABASE instead of one plus the migrations)."""
     if not pg_available:
         pytest.skip("PostgreSQL is not reachable")
     name = f"prokus_test_{uuid.uuid4().hex[:12]}"
     admin = _libpq(PG_ADMIN_URL)
+    template = request.getfixturevalue("_pg_template") if _wants_migrated(request) else None
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+    if template:
+        _MIGRATED.add(url)
     try:
         yield url
     finally:
+        _MIGRATED.discard(url)
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path: Path) -> str:
-    """A fresh, empty database URL: once on SQLite, once on PostgreSQL."""
+    """A fresh, empty database URL: once on SQLite, once on PostgreSQL (already migrated
+    when the test uses `engine`, which would migrate it anyway)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'test.db'}"
     return request.getfixturevalue("postgres_url")
 
 
+# Databases created from the migrated template by `postgres_url` in this test.
+_MIGRATED: set[str] = set()
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory) -> Path:
+    """A SQLite file migrated once per session; tests get a copy of it."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    conn = sqlite3.connect(path)
+    try:  # one self-contained file: no WAL beside it
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        conn.close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _pg_template(pg_available: bool) -> Iterator[str]:
+    """A PostgreSQL database migrated once per session, the template of each test's."""
+    if not pg_available:
+        pytest.skip("PostgreSQL is not reachable")
+    name = f"prokus_template_{uuid.uuid4().hex[:12]}"
+    admin = _libpq(PG_ADMIN_URL)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        upgrade(make_url(admin).set(database=name).render_as_string(hide_password=False))
+        yield name
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _migrate_from_template(request: pytest.FixtureRequest, url: str) -> None:
+    """Give the empty database at `url` the migrated schema by copying the session's template
+    (a file copy on SQLite, CREATE DATABASE ... TEMPLATE on PostgreSQL)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        target = Path(parsed.database)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), target)
+        return
+    if url in _MIGRATED:
+        return
+    template = request.getfixturevalue("_pg_template")
+    with psycopg.connect(_libpq(PG_ADMIN_URL), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{parsed.database}" TEMPLATE "{template}"')
+
+
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    """A migrated database on both back-ends."""
-    upgrade(db_url)
+def engine(request: pytest.FixtureRequest, db_url: str) -> Iterator[Engine]:
+    """A migrated database on both back-ends (a copy of the session's migrated template)."""
+    _migrate_from_template(request, db_url)
     eng = make_engine(db_url)
     yield eng
     eng.dispose()
 
 
 @pytest.fixture
-def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+def sqlite_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """A migrated SQLite database, for tests that are not about the back-end."""
     url = f"sqlite:///{tmp_path / 'core.db'}"
-    upgrade(url)
+    _migrate_from_template(request, url)
     eng = make_engine(url)
     yield eng
     eng.dispose()

@@ -1,14 +1,18 @@
 """Migrations and repositories, on SQLite and on PostgreSQL."""
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date, timedelta
 
+import pytest
 from sqlalchemy import func, inspect, select
 
 from db import repo
-from db.demo import DEMO_KPM, load_demo
+from db.demo import DEMO_KPM, demo_rows, load_demo
 from db.engine import make_engine, make_sessionmaker
 from db.migrate import downgrade, upgrade
 from db.models import Kpm, User
+from domain import eligibility
+from domain import nik as nik_rules
 
 
 def test_upgrade_creates_the_schema_and_downgrade_removes_it(db_url):
@@ -72,3 +76,35 @@ def test_demo_data_is_fake_and_idempotent(engine):
         names = session.scalars(select(Kpm.nama)).all()
     assert len(names) == len(DEMO_KPM)
     assert all("FIKTIF" in n for n in names)
+
+
+@pytest.mark.parametrize("today", [date(2026, 11, 28), date(2027, 1, 1), date(2030, 3, 12),
+                                   date(2031, 12, 31), date(2044, 2, 29), date(2060, 7, 6)])
+def test_demo_people_keep_their_roles_in_any_year(today):
+    """The demo is not a time bomb: in any year the eligible ones are under 40, the
+    'over 40' one is over 40, and every NIK is valid and embeds its birth date."""
+    for nik, name, record in demo_rows(today):
+        born = record.born(today)
+        age = eligibility.age_on(born, today)
+        assert (age >= 40) == (record.note == "over 40"), (name, today, age)
+        parsed = nik_rules.parse(nik)
+        assert parsed.matches_birth_date(born) and parsed.female == (record.jenis_kelamin == "P")
+        graduated = record.graduated(today)
+        assert graduated is None or born < graduated < today
+    assert len({nik for nik, _, _ in demo_rows(today)}) == len(DEMO_KPM)
+
+
+def test_demo_every_day_of_a_year_keeps_budi_eligible():
+    start = date(2029, 1, 1)
+    for offset in range(366):
+        today = start + timedelta(days=offset)
+        _, name, budi = demo_rows(today)[0]
+        assert name == "Contoh Budi Santoso"
+        assert eligibility.age_on(budi.born(today), today) < 40
+
+
+def test_demo_data_uses_the_given_day(engine):
+    with make_sessionmaker(engine).begin() as session:
+        load_demo(session, today=date(2031, 5, 1))
+        budi = session.get(Kpm, demo_rows(date(2031, 5, 1))[0][0])
+        assert budi is not None and budi.tanggal_lahir == date(1995, 3, 12)

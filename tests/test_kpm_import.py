@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-import subprocess
 import sys
 from datetime import date
 from pathlib import Path
@@ -127,19 +125,39 @@ def test_demo_rows_are_valid_unique_and_fake(engine):
     assert all(n.startswith("Contoh ") and n.endswith("(FIKTIF)") for n in names)
 
 
-def test_cli_import_reports_counts_and_rejects_file(tmp_path):
-    env = dict(os.environ, DATABASE_URL=f"sqlite:///{tmp_path}/cli.db")
+def test_cli_import_reports_counts_and_rejects_file(tmp_path, sqlite_engine):
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    env = {"DATABASE_URL": sqlite_engine.url.render_as_string(hide_password=False)}
     source = tmp_path / "kpm.csv"
     bad = GOOD[:]
     bad[3] = "X"
     source.write_text(csv_text(GOOD, bad))
-    subprocess.run([str(PROKUS), "db", "upgrade"], env=env, check=True, capture_output=True)
-    done = subprocess.run([str(PROKUS), "kpm", "import", str(source)], env=env,
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    runner = CliRunner()
+    done = runner.invoke(main, ["kpm", "import", str(source)], env=env)
+    assert done.exit_code == 0, done.output
     assert "inserted 1" in done.stdout and "rejected 1" in done.stdout
     assert (tmp_path / "kpm.rejected.csv").read_text().splitlines()[1].startswith(
         "3,jenis_kelamin")
-    missing = subprocess.run([str(PROKUS), "kpm", "import", str(tmp_path / "none.csv")],
-                             env=env, capture_output=True, text=True)
-    assert missing.returncode != 0 and "does not exist" in missing.stderr
+    missing = runner.invoke(main, ["kpm", "import", str(tmp_path / "none.csv")], env=env)
+    assert missing.exit_code != 0 and "does not exist" in missing.output
+
+
+@pytest.mark.parametrize(("utc_now", "accepted"), [
+    ("2026-03-01T18:30:00+00:00", True),   # 2 March 01:30 WIB: graduating on 2 March is today
+    ("2026-03-01T16:59:00+00:00", False),  # 1 March 23:59 WIB: 2 March is still tomorrow
+])
+def test_import_dates_are_checked_against_today_in_wib(engine, monkeypatch, utc_now, accepted):
+    """The registry's "today" is the Jakarta date, not the server's local date."""
+    from datetime import datetime
+
+    from db import kpm_import
+
+    monkeypatch.setattr(kpm_import, "_utcnow", lambda: datetime.fromisoformat(utc_now))
+    row = GOOD[:6] + ["2026-03-02", GOOD[7]]
+    rejects = io.StringIO()
+    result = import_csv(make_sessionmaker(engine), io.StringIO(csv_text(row)), rejects)
+    assert (result.inserted, result.rejected) == ((1, 0) if accepted else (0, 1))
+    assert accepted or "tanggal_graduasi: before birth or in the future" in rejects.getvalue()

@@ -33,6 +33,7 @@ class ScriptedNLU:
     def __init__(self, script: list[str]) -> None:
         self.script = script
         self.calls = 0
+        self.release = threading.Event()  # a "slow" reply waits for this (set on close)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -45,7 +46,7 @@ class ScriptedNLU:
                 step = outer.script[min(outer.calls, len(outer.script) - 1)]
                 outer.calls += 1
                 if step == "slow":
-                    time.sleep(1.0)
+                    outer.release.wait(10)  # longer than any client timeout in these tests
                 if step == "error":
                     self.send_response(500)
                     self.end_headers()
@@ -62,6 +63,7 @@ class ScriptedNLU:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -105,7 +107,8 @@ def test_timeout_then_retry(scripted):
     server = scripted(["slow", "ok"])
     started = time.monotonic()
     assert NLUClient(server.url, timeout=0.3, retries=1).parse("halo").intent == "greet"
-    assert time.monotonic() - started < 1.0
+    assert server.calls == 2  # the first call was abandoned at the timeout, then retried
+    assert time.monotonic() - started < 5  # not the 10 s the slow reply would have taken
 
 
 def test_connection_refused_is_unavailable():
@@ -117,6 +120,54 @@ def test_connection_refused_is_unavailable():
 
 def test_from_rasa_tolerates_missing_fields():
     assert Parse.from_rasa({}).intent == "nlu_fallback"
+
+
+def test_from_rasa_reads_null_confidences_and_the_default_selector():
+    """Rasa's default config names the selector "default"; confidences may be null."""
+    reply = {"intent": {"name": "faq", "confidence": None},
+             "intent_ranking": [{"name": "faq", "confidence": None}],
+             "response_selector": {"default": {"response": {
+                 "intent_response_key": "faq/cost"}}}}
+    parse = Parse.from_rasa(reply)
+    assert (parse.confidence, parse.ranking, parse.faq_key) == (0.0, (("faq", 0.0),), "faq/cost")
+
+
+@pytest.mark.parametrize("reply", [[], "oops", {"intent": "greet"},
+                                   {"entities": [{"value": "x"}]},
+                                   {"intent_ranking": [{"name": "a", "confidence": "high"}]}])
+def test_from_rasa_turns_a_malformed_reply_into_value_error(reply):
+    """The client treats ValueError as "NLU unavailable"; nothing else may escape."""
+    with pytest.raises(ValueError):
+        Parse.from_rasa(reply)
+
+
+@pytest.mark.parametrize("reply", [
+    RASA_REPLY,
+    {},
+    {"intent": {"name": "faq", "confidence": 0.8},
+     "response_selector": {"faq": {"response": {"intent_response_key": "faq/benefits"}}}},
+    {"intent": {"name": "faq", "confidence": None},
+     "response_selector": {"default": {"response": {"intent_response_key": "faq/cost"}}}},
+])
+def test_the_evaluation_reads_replies_exactly_as_the_bot(reply):
+    from nlu.evaluation import Prediction
+
+    parse = Parse.from_rasa(reply)
+    assert Prediction.from_rasa(reply) == Prediction(parse.intent, parse.confidence,
+                                                     parse.faq_key, parse.ranking)
+
+
+def test_evaluation_module_needs_no_httpx():
+    """scripts/nlu_compare.py imports nlu.evaluation in .venv-nlu, which has no httpx."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['httpx'] = None\n"
+            "from nlu.evaluation import Prediction\n"
+            "print(Prediction.from_rasa({'intent': {'name': 'greet', 'confidence': 1}}).intent)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "greet"
 
 
 @pytest.mark.nlu

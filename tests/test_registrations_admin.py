@@ -8,7 +8,7 @@ import io
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.cli import main
 from db import registrations
@@ -64,12 +64,50 @@ def test_export_has_full_data_and_is_audited(bot, prokus, engine, tmp_path):
            "--out", str(target))
     rows = list(csv.DictReader(target.open(encoding="utf-8")))
     assert [r["nik"] for r in rows] == ["3201051203900001", "3201055508920002"]
-    assert rows[0]["no_hp"] == "+6281234567890" and rows[0]["lama_usaha_bulan"] == "24"
+    assert rows[0]["no_hp"] == "0812 3456 7890" and rows[0]["lama_usaha_bulan"] == "24"
     assert rows[0]["created_at"].endswith("+00:00")
     with make_sessionmaker(engine)() as session:
         record = session.scalars(select(AuditLog).where(
             AuditLog.action == "registrations_export")).one()
     assert record.actor == "operator:dinsos-bogor" and record.detail["rows"] == 2
+
+
+FORMULAS = {"deskripsi_usaha": '=HYPERLINK("http://contoh.invalid/x","klik")',
+            "alasan": "+1+1", "desa": "-2+3", "kecamatan": "@SUM(A1:A9)",
+            "kabupaten": "\t=1+1", "nama": "  =cmd|' /C calc'!A0"}
+
+
+def test_export_and_csv_list_never_write_a_live_formula(bot, prokus, engine, tmp_path):
+    """OWASP CSV injection: cells that start a formula are prefixed with ' ; phones are
+    written as 0812 3456 7890 (text in a spreadsheet, leading zero kept)."""
+    two_registrations(bot)
+    with make_sessionmaker(engine).begin() as session:
+        session.execute(update(Registration).where(Registration.number == "PRK-2026-000001")
+                        .values(**FORMULAS))
+    target = tmp_path / "out.csv"
+    prokus("registrations", "export", "--out", str(target))
+    rows = list(csv.DictReader(target.open(encoding="utf-8")))
+    for column, value in FORMULAS.items():
+        assert rows[0][column] == "'" + value, column
+    assert rows[1]["desa"] == "Pakansari" and rows[1]["no_hp"] == "0812 3456 7890"
+    for row in rows:
+        for column, cell in row.items():
+            assert not cell.lstrip().startswith(("=", "+", "-", "@")), (column, cell)
+    listed = list(csv.DictReader(io.StringIO(
+        prokus("registrations", "list", "--format", "csv").stdout)))
+    assert listed[0]["nama"] == "'" + FORMULAS["nama"]
+    assert listed[0]["no_hp"].startswith("'+62")  # masked, and escaped like any other cell
+
+
+@pytest.mark.parametrize(("phone", "cell"), [
+    ("+6281234567890", "0812 3456 7890"), ("+628123456789", "0812 3456 789"),
+    ("+62812345678901", "0812 3456 7890 1"), ("+62812²3456789", "'+62812²3456789"),
+    (None, ""),
+])
+def test_spreadsheet_phone(phone, cell):
+    from bot.cli_registrations import spreadsheet_phone
+
+    assert spreadsheet_phone(phone) == cell
 
 
 def test_status_change_is_audited_and_the_notice_is_queued(bot, prokus, engine, texts):

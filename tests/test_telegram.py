@@ -10,7 +10,9 @@ from actions.context import MAIN_MENU
 from actions.dialogue import Dialogue
 from bot.app import Assistant
 from bot.telegram import COMMANDS, build_application
+from db.demo import demo_rows, today_wib
 from db.engine import make_sessionmaker
+from domain import dates
 from nlu.client import NLUClient
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.fakes.telegram_api import BOT_USERNAME
@@ -154,9 +156,10 @@ def test_eligibility_check_through_telegram_buttons(fake, bot, sqlite_engine, te
 
     with make_sessionmaker(sqlite_engine).begin() as session:
         load_demo(session)
+    nik = demo_rows()[0][0]  # Budi's NIK follows his birth date, relative to today
     chat = Chat(fake, 1014)
     chat.command("cek").expect("perlu NIK").press(texts("consent_yes")).expect("16 angka")
-    chat.send("3201051203900001").expect("nama lengkap")
+    chat.send(nik).expect("nama lengkap")
     chat.send("Contoh Budi Santoso").expect("bidangnya")
     assert texts("sector/kuliner") in chat.buttons()
     chat.press(texts("sector/kuliner")).expect("✅ Sudah graduasi").expect("memenuhi syarat")
@@ -171,11 +174,13 @@ def test_registration_through_telegram_with_the_contact_button(fake, bot, sqlite
 
     with make_sessionmaker(sqlite_engine).begin() as session:
         load_demo(session)
+    nik, _, budi = demo_rows()[0]
+    today = today_wib()
     chat = Chat(fake, 1015)
     chat.send("sy mau dftr gmn caranya").expect("Pendaftaran Prokus gratis")
     chat.press(texts("consent_yes")).expect("Langkah 1 dari 10")
-    chat.send("3201051203900001").expect("Langkah 2 dari 10")
-    chat.send("Contoh Budi Santoso").expect("12 Maret 1990")
+    chat.send(nik).expect("Langkah 2 dari 10")
+    chat.send("Contoh Budi Santoso").expect(dates.indonesian(budi.born(today)))
     chat.press(texts("birth_date_ok")).expect("Langkah 4 dari 10")
     assert chat.last.reply_markup["keyboard"][0][0]["request_contact"] is True
     chat.fake.push_contact(1015, "+6281299990000", contact_user_id=4242)  # someone else's
@@ -190,7 +195,7 @@ def test_registration_through_telegram_with_the_contact_button(fake, bot, sqlite
     chat.send("Jasa menjahit dan permak pakaian di rumah").expect("Langkah 10 dari 10")
     chat.send("3 tahun").expect("Periksa lagi data Anda")
     assert "Nomor HP: +62812" in chat.last.text and "Paledang" in chat.last.text
-    chat.press("Kirim").expect("PRK-2026-").expect_silence(0.5)
+    chat.press("Kirim").expect(f"PRK-{today.year}-").expect_silence(0.5)
     chat.command("status").expect("Status: diajukan")
     with make_sessionmaker(sqlite_engine)() as session:
         registration = session.scalars(select(Registration)).one()
