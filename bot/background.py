@@ -1,11 +1,19 @@
 """Work that runs beside the Telegram bot in one process: the outbox worker and the sync of
-the mentors' command menus. Both stop cleanly when the bot stops."""
+the mentors' command menus. Both stop cleanly when the bot stops.
+
+The worker runs under a supervisor: if it ends with an error (or ends at all before the
+bot stops) the error is logged and the worker started again after a growing pause. Its
+`WorkerHealth` (last loop turn, heartbeat, restarts, last error class) is kept in
+`app.bot_data[HEALTH_KEY]` for a health check.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Awaitable, Callable
 
 from telegram import BotCommand, BotCommandScopeChat
 from telegram.error import TelegramError
@@ -13,8 +21,14 @@ from telegram.ext import Application
 
 from bot.app import Assistant
 from bot.telegram import COMMANDS, MENTOR_COMMANDS, MENTOR_SYNC_SECONDS, on_startup
+from outbox.worker import WorkerHealth, error_name
 
 log = logging.getLogger(__name__)
+HEALTH_KEY = "outbox_worker_health"
+RESTART_MIN_SECONDS = 1.0
+RESTART_MAX_SECONDS = 60.0
+# A run that lasted this long was healthy: the next restart starts with a short pause.
+STABLE_SECONDS = 300.0
 
 
 async def sync_mentor_commands(bot, chat_ids: list[str], done: set[str]) -> None:
@@ -37,35 +51,75 @@ def mentor_chat_ids(assistant: Assistant) -> list[str]:
         return [telegram_id for _, telegram_id, _ in mentors_with_counts(session)]
 
 
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), max(0.0, seconds))
+
+
+async def mentor_sync(bot, assistant: Assistant, stop: asyncio.Event,
+                      every: float = MENTOR_SYNC_SECONDS) -> None:
+    """Every `every` seconds, give new mentors their command menu; errors are logged and
+    the next round tries again."""
+    done: set[str] = set()
+    while not stop.is_set():
+        try:
+            ids = await asyncio.to_thread(mentor_chat_ids, assistant)
+            await sync_mentor_commands(bot, ids, done)
+        except Exception as exc:  # the database is away, or a bug: say so, go on
+            log.warning("mentor command sync failed", extra={"error": error_name(exc)})
+        await _wait(stop, every)
+
+
+async def supervise(name: str, run: Callable[[], Awaitable[object]], stop: asyncio.Event,
+                    health: WorkerHealth, min_pause: float = RESTART_MIN_SECONDS,
+                    max_pause: float = RESTART_MAX_SECONDS) -> None:
+    """Run `run()` until `stop` is set, restarting it after an error or an early end with
+    a pause that doubles (from `min_pause` to `max_pause`; reset after a stable run)."""
+    pause = min_pause
+    while not stop.is_set():
+        began = time.monotonic()
+        try:
+            await run()
+            if stop.is_set():
+                return
+            log.error("background task ended early; restarting", extra={"task": name})
+        except Exception as exc:
+            log.error("background task failed; restarting",
+                      extra={"task": name, "error": error_name(exc)}, exc_info=exc)
+            health.last_error = error_name(exc)
+        if time.monotonic() - began >= STABLE_SECONDS:
+            pause = min_pause
+        health.restarts += 1
+        await _wait(stop, pause)
+        pause = min(max_pause, pause * 2)
+
+
 def add_background(app: Application, assistant: Assistant, settings,
-                   with_worker: bool) -> None:
-    """Run, beside the bot, the outbox worker and the mentor command sync; stop both
-    cleanly when the bot stops."""
+                   with_worker: bool) -> WorkerHealth:
+    """Run, beside the bot, the supervised outbox worker and the mentor command sync; stop
+    both cleanly when the bot stops. Returns the worker's health (also in bot_data)."""
     from bot.outbox_runner import run_worker
 
     stop = asyncio.Event()
     tasks: list[asyncio.Task] = []
-
-    async def mentor_sync() -> None:
-        done: set[str] = set()
-        while not stop.is_set():
-            with contextlib.suppress(Exception):
-                ids = await asyncio.to_thread(mentor_chat_ids, assistant)
-                await sync_mentor_commands(app.bot, ids, done)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), MENTOR_SYNC_SECONDS)
+    health = WorkerHealth()
+    app.bot_data[HEALTH_KEY] = health
 
     async def started(application: Application) -> None:
         await on_startup(application)
-        tasks.append(asyncio.create_task(mentor_sync()))
+        tasks.append(asyncio.create_task(mentor_sync(application.bot, assistant, stop)))
         if with_worker:
-            tasks.append(asyncio.create_task(run_worker(settings, stop)))
+            tasks.append(asyncio.create_task(supervise(
+                "outbox worker", lambda: run_worker(settings, stop, health=health),
+                stop, health)))
 
     async def stopping(application: Application) -> None:
         stop.set()
         for result in await asyncio.gather(*tasks, return_exceptions=True):
             if isinstance(result, Exception):
-                log.error("background task failed", exc_info=result)
+                log.error("background task failed", extra={"error": error_name(result)},
+                          exc_info=result)
 
     app.post_init = started
     app.post_stop = stopping
+    return health

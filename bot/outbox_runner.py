@@ -11,7 +11,7 @@ from bot.settings import Settings
 from bot.telegram_sender import TelegramSender
 from db.engine import make_engine, make_sessionmaker
 from outbox.store import FINAL, Progress
-from outbox.worker import Worker, WorkerConfig
+from outbox.worker import Worker, WorkerConfig, WorkerHealth
 
 log = logging.getLogger(__name__)
 REPORT_ORDER = ("sent", "blocked", "failed", "uncertain", "expired", "cancelled")
@@ -30,13 +30,16 @@ def worker_config(settings: Settings, texts: Responses | None = None) -> WorkerC
                         report=lambda progress: report_text(texts, progress))
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event, until_idle: bool = False) -> int:
-    """Send from the outbox until `stop` is set; returns how many messages were sent."""
+async def run_worker(settings: Settings, stop: asyncio.Event, until_idle: bool = False,
+                     health: WorkerHealth | None = None) -> int:
+    """Send from the outbox until `stop` is set; returns how many messages were sent.
+    `health` (kept across restarts by a supervisor) shows whether the worker is alive."""
     if not settings.telegram_bot_token:
         raise RuntimeError("TELEGRAM_BOT_TOKEN is not set; the outbox needs it to send.")
     engine = make_engine(settings.database_url)
     sender = TelegramSender(settings.telegram_bot_token, settings.telegram_api_url)
-    worker = Worker(make_sessionmaker(engine), sender, worker_config(settings))
+    worker = Worker(make_sessionmaker(engine), sender, worker_config(settings),
+                    health=health)
     log.info("outbox worker started", extra={"worker": worker.id, "rate": settings.outbox_rate})
     try:
         await worker.run(stop, until_idle=until_idle)

@@ -7,6 +7,20 @@ Row states:
 A row left `claimed` by a dead worker was never attempted and goes back to `pending`; a row
 left `sending` may or may not have reached Telegram (there is no idempotency key), so it
 becomes `uncertain`: reported, never resent silently.
+
+Liveness rule. A worker is alive while its heartbeat (`beat_at`) is younger than
+WORKER_TIMEOUT. Any worker's `recover` treats the rows of a worker that is not alive as
+orphans: `claimed` back to pending, `sending` to uncertain, and deletes its registration.
+That verdict is final for those rows: the stalled worker, when it wakes, finds them no
+longer its own (`start_send` refuses a row that is not CLAIMED by it), except that an
+outcome it does know (sent, blocked, failed) replaces the `uncertain` that recovery wrote.
+The heartbeat is an upsert, so a stalled worker re-registers at its next beat and the rows
+it claims afterwards are its own again. A worker that beats again before WORKER_TIMEOUT
+has passed loses nothing. The heartbeat and the worker's own `recover` run in one
+transaction, so a worker never judges itself dead.
+Independently of liveness, a row `sending` for longer than the sending timeout (default
+SENDING_TIMEOUT; the API call itself times out after seconds) becomes uncertain whoever
+owns it: its outcome could not be recorded (a database error the owner could not get past).
 """
 
 from __future__ import annotations
@@ -15,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy import delete, exists, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -29,6 +43,11 @@ EXPIRED, CANCELLED = "expired", "cancelled"
 FINAL = frozenset({SENT, BLOCKED, FAILED, UNCERTAIN, EXPIRED, CANCELLED})
 PACER = "telegram"
 WORKER_TIMEOUT = timedelta(seconds=10)  # no heartbeat for this long: the worker is dead
+SENDING_TIMEOUT = timedelta(seconds=120)  # `sending` this long: the outcome was lost
+# Errors written by recovery; an owner that later learns the outcome may replace them.
+DIED_DURING_SEND = "worker stopped during the send"
+OUTCOME_LOST = "outcome not recorded in time"
+RECOVERY_ERRORS = (DIED_DURING_SEND, OUTCOME_LOST)
 
 
 def _insert(session: Session):
@@ -37,14 +56,24 @@ def _insert(session: Session):
 
 # ---------------------------------------------------------------------- workers
 def register_worker(session: Session, worker_id: str, now: datetime) -> None:
-    session.add(OutboxWorker(id=worker_id, started_at=now, beat_at=now))
+    """Announce a worker (idempotent) and make sure the shared pacer row exists."""
+    heartbeat(session, worker_id, now)
     session.execute(_insert(session)(OutboxPacer).values(name=PACER, next_at=0.0)
                     .on_conflict_do_nothing(index_elements=["name"]))
 
 
 def heartbeat(session: Session, worker_id: str, now: datetime) -> None:
-    session.execute(update(OutboxWorker).where(OutboxWorker.id == worker_id)
-                    .values(beat_at=now))
+    """Upsert the worker's heartbeat: a worker its peers took for dead re-registers."""
+    session.execute(_insert(session)(OutboxWorker)
+                    .values(id=worker_id, started_at=now, beat_at=now)
+                    .on_conflict_do_update(index_elements=["id"], set_={"beat_at": now}))
+
+
+def beat_and_recover(session: Session, worker_id: str, now: datetime,
+                     sending_timeout: timedelta = SENDING_TIMEOUT) -> tuple[int, int]:
+    """Heartbeat, then recover others' orphans, in one transaction (never ourselves)."""
+    heartbeat(session, worker_id, now)
+    return recover(session, now, sending_timeout)
 
 
 def unregister_worker(session: Session, worker_id: str) -> None:
@@ -55,18 +84,40 @@ def unregister_worker(session: Session, worker_id: str) -> None:
     session.execute(delete(OutboxWorker).where(OutboxWorker.id == worker_id))
 
 
-def recover(session: Session, now: datetime) -> tuple[int, int]:
+def recover(session: Session, now: datetime,
+            sending_timeout: timedelta = SENDING_TIMEOUT) -> tuple[int, int]:
     """Rows held by workers without a recent heartbeat: `claimed` back to pending,
-    `sending` to uncertain. Returns (requeued, uncertain)."""
+    `sending` to uncertain; and any row `sending` for longer than `sending_timeout`,
+    whoever owns it, to uncertain. Returns (requeued, uncertain)."""
     live = select(OutboxWorker.id).where(OutboxWorker.beat_at >= now - WORKER_TIMEOUT)
     orphan = or_(OutboxItem.claimed_by.is_(None), OutboxItem.claimed_by.not_in(live))
     requeued = session.execute(
         update(OutboxItem).where(OutboxItem.state == CLAIMED, orphan)
         .values(state=PENDING, claimed_by=None, claimed_at=None)).rowcount
+    # claimed_by is kept, so the owner can still record an outcome it learns later.
     uncertain = session.execute(
         update(OutboxItem).where(OutboxItem.state == SENDING, orphan)
-        .values(state=UNCERTAIN, error="worker stopped during the send")).rowcount
+        .values(state=UNCERTAIN, error=DIED_DURING_SEND)).rowcount
+    uncertain += session.execute(
+        update(OutboxItem).where(OutboxItem.state == SENDING,
+                                 OutboxItem.attempted_at < now - sending_timeout)
+        .values(state=UNCERTAIN, error=OUTCOME_LOST)).rowcount
     session.execute(delete(OutboxWorker).where(OutboxWorker.beat_at < now - WORKER_TIMEOUT))
+    return requeued, uncertain
+
+
+def reconcile(session: Session, worker_id: str, holding: list[int]) -> tuple[int, int]:
+    """After a database error, a live worker's own rows that no task of it holds any more:
+    `claimed` back to pending, `sending` to uncertain (nobody knows their outcome). Rows
+    still held are left to their tasks. Returns (requeued, uncertain)."""
+    mine = OutboxItem.claimed_by == worker_id
+    loose = OutboxItem.id.not_in(holding) if holding else true()
+    requeued = session.execute(
+        update(OutboxItem).where(mine, OutboxItem.state == CLAIMED, loose)
+        .values(state=PENDING, claimed_by=None, claimed_at=None)).rowcount
+    uncertain = session.execute(
+        update(OutboxItem).where(mine, OutboxItem.state == SENDING, loose)
+        .values(state=UNCERTAIN, error=DIED_DURING_SEND)).rowcount
     return requeued, uncertain
 
 
@@ -134,8 +185,9 @@ def start_send(session: Session, item_id: int, worker_id: str, now: datetime,
                per_chat: timedelta) -> Attempt | None:
     """Record the attempt before the API call (committed by the caller before sending).
     Returns None when the row is no longer ours, has expired, or its chat got a message
-    too recently (then it is postponed)."""
-    item = session.get(OutboxItem, item_id)
+    too recently (then it is postponed). The row is locked first, so a concurrent
+    `cancel_pending` or recovery either happens before (and is seen) or waits."""
+    item = _locked(session, item_id)
     if item is None or item.state != CLAIMED or item.claimed_by != worker_id:
         return None
     # Lock the recipient: on PostgreSQL two workers cannot both pass the per-chat check.
@@ -163,6 +215,13 @@ def start_send(session: Session, item_id: int, worker_id: str, now: datetime,
     return Attempt(item.id, user.external_id, text or "")
 
 
+def _locked(session: Session, item_id: int) -> OutboxItem | None:
+    """The row, locked for this transaction (PostgreSQL; SQLite has one writer anyway)."""
+    return session.scalars(select(OutboxItem).where(OutboxItem.id == item_id)
+                           .with_for_update().execution_options(populate_existing=True)
+                           ).one_or_none()
+
+
 def release(session: Session, item_id: int, worker_id: str) -> None:
     """Give back a claimed row that was not attempted."""
     session.execute(update(OutboxItem).where(
@@ -170,17 +229,36 @@ def release(session: Session, item_id: int, worker_id: str) -> None:
         OutboxItem.state == CLAIMED).values(state=PENDING, claimed_by=None, claimed_at=None))
 
 
-def _ours(session: Session, item_id: int, worker_id: str) -> OutboxItem | None:
-    item = session.get(OutboxItem, item_id)
-    if item is None or item.state != SENDING or item.claimed_by != worker_id:
-        return None  # declared uncertain meanwhile: leave it so
-    return item
+def give_back(session: Session, item_id: int, worker_id: str) -> None:
+    """Nothing was sent, but whether `start_send` committed is unknown (its answer was
+    lost): a row still claimed, or `sending`, by us goes back to pending; the attempt, if
+    recorded, does not count."""
+    item = _locked(session, item_id)
+    if item is None or item.claimed_by != worker_id or item.state not in (CLAIMED, SENDING):
+        return
+    if item.state == SENDING:
+        item.attempts, item.attempted_at = max(0, item.attempts - 1), None
+    item.state, item.claimed_by, item.claimed_at = PENDING, None, None
+
+
+def _ours(session: Session, item_id: int, worker_id: str,
+          known: bool = False) -> OutboxItem | None:
+    """Our row in `sending`; with `known` (a final outcome we learnt), also our row that
+    recovery declared uncertain meanwhile. Anything else is left as it is."""
+    item = _locked(session, item_id)
+    if item is None or item.claimed_by != worker_id:
+        return None
+    if item.state == SENDING:
+        return item
+    if known and item.state == UNCERTAIN and item.error in RECOVERY_ERRORS:
+        return item
+    return None
 
 
 def finish_send(session: Session, item_id: int, worker_id: str, state: str, now: datetime,
                 error: str | None = None) -> None:
-    """Record the outcome after the API call."""
-    item = _ours(session, item_id, worker_id)
+    """Record the outcome after the API call (a known one replaces recovery's guess)."""
+    item = _ours(session, item_id, worker_id, known=state != UNCERTAIN)
     if item is None:
         return
     item.state, item.error, item.claimed_by = state, error, None
@@ -270,9 +348,11 @@ def mark_reported(session: Session, message_id: int, now: datetime) -> bool:
 
 
 def cancel_pending(session: Session, message_ids: list[int], reason: str) -> int:
-    """Cancel what has not gone out yet (a changed or cancelled session's reminders)."""
+    """Cancel what has not gone out yet (a changed or cancelled session's reminders),
+    including rows a worker claimed but has not started: `start_send` locks the row and
+    sends only a row still CLAIMED, so a cancelled one never goes out."""
     if not message_ids:
         return 0
     return session.execute(update(OutboxItem).where(
-        OutboxItem.message_id.in_(message_ids), OutboxItem.state == PENDING)
-        .values(state=CANCELLED, error=reason)).rowcount
+        OutboxItem.message_id.in_(message_ids), OutboxItem.state.in_((PENDING, CLAIMED)))
+        .values(state=CANCELLED, error=reason, claimed_by=None, claimed_at=None)).rowcount

@@ -4,6 +4,14 @@ before and after the API call, retries what may be retried, and queues delivery 
 
 It knows nothing about Telegram: a `Sender` does the API call and says what happened.
 Database calls run in threads so the worker can share an event loop with the bot.
+
+Database errors never end the worker silently. A transient one (a lost connection, a server
+restarting, a deadlock, SQLite busy) is retried with backoff for as long as it lasts; any
+other error is logged and retried a few times, then raised (the supervisor in `prokus run`
+restarts the worker). An outcome learnt from Telegram is recorded with retries until the
+database takes it; after an error the worker reconciles its own rows that no task holds any
+more (claimed -> pending, sending -> uncertain). Database errors are logged by class only:
+their text carries SQL parameters (chat ids, message text).
 """
 
 from __future__ import annotations
@@ -18,10 +26,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
+from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.errors import is_transient
 from outbox import store
 
 log = logging.getLogger(__name__)
@@ -60,6 +70,29 @@ class WorkerConfig:
     poll_seconds: float = 0.5          # idle wait when nothing is due
     heartbeat_seconds: float = 1.0
     report: Callable[[store.Progress], str] | None = None  # renders a delivery report
+    sending_timeout_seconds: float = store.SENDING_TIMEOUT.total_seconds()
+    max_backoff_seconds: float = 5.0   # longest wait between two tries after an error
+    max_hard_failures: int = 5         # non-transient errors in a row, then raise
+    stop_grace_seconds: float = 10.0   # after stop, how long an outcome is still retried
+
+
+@dataclass
+class WorkerHealth:
+    """Liveness of one worker (and of its supervisor's restarts), for a health check."""
+
+    running: bool = False
+    started_at: float = 0.0            # seconds since the epoch, as time.time()
+    loop_at: float = 0.0               # the main loop last turned
+    ok_at: float = 0.0                 # a loop turn last succeeded
+    beat_at: float = 0.0               # the heartbeat was last written
+    restarts: int = 0                  # set by the supervisor
+    failures: int = 0                  # failed steps in a row (0 when healthy)
+    last_error: str | None = None      # the class of the last error, never its text
+
+    def alive(self, max_age: float = 30.0, now: float | None = None) -> bool:
+        """Running and its loop turned within `max_age` seconds."""
+        now = time.time() if now is None else now
+        return self.running and now - self.loop_at <= max_age
 
 
 def new_worker_id() -> str:
@@ -70,20 +103,39 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def transient(exc: BaseException) -> bool:
+    """A database error that a later try may not meet again."""
+    return is_transient(exc) or isinstance(exc, InterfaceError)
+
+
+def error_name(exc: BaseException) -> str:
+    """The error's class (the driver's, for database errors): safe to log."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return f"{type(exc).__name__}/{type(exc.orig).__name__}"
+    return type(exc).__name__
+
+
 class Worker:
     def __init__(self, sessions: sessionmaker[Session], sender: Sender,
-                 config: WorkerConfig | None = None, worker_id: str | None = None) -> None:
+                 config: WorkerConfig | None = None, worker_id: str | None = None,
+                 health: WorkerHealth | None = None) -> None:
         self.sessions = sessions
         self.sender = sender
         self.config = config or WorkerConfig()
         self.id = worker_id or new_worker_id()
+        self.health = health or WorkerHealth()
         self.per_chat = timedelta(seconds=self.config.per_chat_seconds)
+        self.sending_timeout = timedelta(seconds=self.config.sending_timeout_seconds)
         self.paused_until = 0.0
         self.last_fire = 0.0
         # Reports are looked for only after this worker recorded an outcome (the worker
         # that finishes a message's last row queues its report); recovery counts too.
         self.finished_since_report = True
         self.in_flight: set[asyncio.Task] = set()
+        # Rows this worker's tasks are handling; reconcile leaves these alone.
+        self.holding: set[int] = set()
+        self.reconcile_needed = False
+        self.stop = asyncio.Event()
         self.sent = 0
 
     # ------------------------------------------------------------------ db helpers
@@ -93,50 +145,158 @@ class Worker:
 
     async def db(self, fn, *args, tries: int = 4):
         """Run `fn(session, *args)` in its own transaction in a thread; a transient database
-        error (a lost connection, a deadlock, SQLite busy) is retried with a short backoff."""
-        from sqlalchemy.exc import DBAPIError
-
+        error is retried with a short backoff, any other error is raised at once."""
         for attempt in range(1, tries + 1):
             try:
                 return await asyncio.to_thread(self._tx, fn, *args)
-            except DBAPIError as exc:
-                if attempt == tries:
+            except Exception as exc:
+                if attempt == tries or not transient(exc):
                     raise
+                # The failed try may have committed without our hearing it (a claim
+                # whose rows we never learnt): reconcile our rows at the next turn.
+                self.reconcile_needed = True
                 log.warning("outbox database error, retrying",
-                            extra={"error": type(exc.orig).__name__, "attempt": attempt})
+                            extra={"error": error_name(exc), "attempt": attempt})
                 await asyncio.sleep(0.1 * 2 ** attempt)
+
+    async def _persist(self, step: str, fn, *args) -> bool:
+        """Run a write that must not be lost: retried with backoff while the error is
+        transient (after stop, for at most stop_grace_seconds). False if it gave up."""
+        failures = 0
+        deadline: float | None = None
+        while True:
+            try:
+                await self.db(fn, *args, tries=1)
+                return True
+            except Exception as exc:
+                failures += 1
+                self._failed(step, exc, quiet=failures > 1)  # one warning per outage
+                if not transient(exc):
+                    return False
+            if self.stop.is_set():
+                deadline = deadline or time.monotonic() + self.config.stop_grace_seconds
+                if time.monotonic() >= deadline:
+                    log.error("outbox gave up after stop", extra={"step": step})
+                    return False
+            await asyncio.sleep(self._backoff(failures))
+
+    def _failed(self, step: str, exc: BaseException, quiet: bool = False) -> None:
+        """Log a failed step (the error's class only, for database errors) and note it;
+        `quiet` (a repeat of the same failure) logs at DEBUG."""
+        self.health.last_error = error_name(exc)
+        is_db = isinstance(exc, DBAPIError) or transient(exc)
+        self.reconcile_needed |= is_db
+        extra = {"step": step, "error": error_name(exc), "transient": transient(exc)}
+        if is_db:
+            log.log(logging.DEBUG if quiet else logging.WARNING, "outbox database error",
+                    extra=extra)
+        else:  # a bug: the traceback is needed (the formatter redacts NIK, phone, token)
+            log.error("outbox step failed", extra=extra, exc_info=exc)
+
+    def _backoff(self, failures: int) -> float:
+        return min(self.config.max_backoff_seconds, 0.25 * 2 ** max(0, failures - 1))
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self, stop: asyncio.Event, until_idle: bool = False) -> None:
         """Send until `stop` is set (or, with until_idle, until nothing is left to do)."""
-        await self.db(store.register_worker, self.id, _now())
-        requeued, uncertain = await self.db(store.recover, _now())
-        if requeued or uncertain:
-            log.warning("outbox recovered", extra={"requeued": requeued, "uncertain": uncertain})
+        self.stop = stop
+        self.health.running, self.health.started_at = True, time.time()
+        try:
+            if await self._start(stop):
+                await self._loop(stop, until_idle)
+        finally:
+            self.health.running = False
+
+    async def _start(self, stop: asyncio.Event) -> bool:
+        """Register and recover dead workers' rows, retrying until the database answers."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                await self.db(store.register_worker, self.id, _now())
+                requeued, uncertain = await self.db(store.recover, _now(),
+                                                    self.sending_timeout)
+            except Exception as exc:
+                failures = self._step_failed("start", exc, failures)
+                await self._sleep(stop, self._backoff(failures))
+                continue
+            if requeued or uncertain:
+                log.warning("outbox recovered",
+                            extra={"requeued": requeued, "uncertain": uncertain})
+            return True
+        return False
+
+    async def _loop(self, stop: asyncio.Event, until_idle: bool) -> None:
+        """The main loop: each turn's errors are logged and backed off, never fatal unless
+        a non-transient error keeps coming back."""
         beat = asyncio.create_task(self._heartbeat(stop))
+        failures = 0
         try:
             while not stop.is_set():
+                self.health.loop_at = time.time()
                 try:
-                    claimed = await self.db(store.claim, self.id, self._batch(), _now(),
-                                            self.per_chat)
-                except Exception:  # the database is away: wait and try again
-                    log.exception("outbox claim failed")
-                    await self._sleep(stop, 5.0)
-                    continue
-                if not claimed:
-                    await self._reports()  # cheap unless rows finished since the last look
-                    if until_idle and not self.in_flight and await self._idle():
+                    if await self._step(stop, until_idle):
                         break
-                    await self._sleep(stop, self.config.poll_seconds)
+                except Exception as exc:
+                    failures = self._step_failed("loop", exc, failures)
+                    await self._sleep(stop, self._backoff(failures))
                     continue
-                await self._send_batch(claimed, stop)
-            await asyncio.gather(*self.in_flight, return_exceptions=True)
-            await self._reports()
+                failures = self.health.failures = 0
+                self.health.ok_at = time.time()
+            await self._drain()
         finally:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
-            await self.db(store.unregister_worker, self.id)
+            try:
+                await self.db(store.unregister_worker, self.id)
+            except Exception as exc:  # peers recover our rows once our heartbeat is old
+                self._failed("unregister", exc)
+
+    def _step_failed(self, step: str, exc: Exception, failures: int) -> int:
+        """Count a failed step; raise once non-transient errors keep coming back."""
+        self._failed(step, exc, quiet=failures > 0)
+        failures += 1
+        self.health.failures = failures
+        if not transient(exc) and failures >= self.config.max_hard_failures:
+            raise exc
+        return failures
+
+    async def _step(self, stop: asyncio.Event, until_idle: bool) -> bool:
+        """One turn: reconcile if needed, claim, send. True when an --until-idle run is
+        done."""
+        if self.reconcile_needed:
+            await self._reconcile()
+        claimed = await self.db(store.claim, self.id, self._batch(), _now(), self.per_chat)
+        if claimed:
+            await self._send_batch(claimed, stop)
+            return False
+        await self._reports()  # cheap unless rows finished since the last look
+        if until_idle and not self.in_flight and await self._idle():
+            return True
+        await self._sleep(stop, self.config.poll_seconds)
+        return False
+
+    async def _drain(self) -> None:
+        """Let the sends in flight finish, then queue the last reports (best effort)."""
+        await asyncio.gather(*self.in_flight, return_exceptions=True)
+        try:
+            await self._reports()
+        except Exception as exc:  # a later worker run queues them
+            self._failed("reports", exc)
+
+    async def _reconcile(self) -> None:
+        """Our rows that no task holds: claimed back to pending, sending to uncertain."""
+        self.reconcile_needed = False  # an error from here on asks for another round
+        try:
+            requeued, uncertain = await self.db(store.reconcile, self.id,
+                                                sorted(self.holding))
+        except BaseException:
+            self.reconcile_needed = True
+            raise
+        self.finished_since_report |= bool(uncertain)
+        if requeued or uncertain:
+            log.warning("outbox reconciled its rows",
+                        extra={"requeued": requeued, "uncertain": uncertain})
 
     def _batch(self) -> int:
         return max(1, int(self.config.rate))  # about one second of slots at a time
@@ -145,14 +305,20 @@ class Worker:
         return await self.db(store.busy, _now(), IDLE_HORIZON) == 0
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
+        """Beat, and recover dead workers' rows and rows whose outcome was lost."""
+        failing = False
         while not stop.is_set():
             await self._sleep(stop, self.config.heartbeat_seconds)
             try:
-                await self.db(store.heartbeat, self.id, _now())
-                _, uncertain = await self.db(store.recover, _now())  # rows of dead workers
-                self.finished_since_report |= bool(uncertain)
-            except Exception:  # keep beating; the next round retries
-                log.exception("outbox heartbeat failed")
+                _, uncertain = await self.db(store.beat_and_recover, self.id, _now(),
+                                             self.sending_timeout, tries=1)
+            except Exception as exc:  # keep beating; the next round retries
+                self._failed("heartbeat", exc, quiet=failing)
+                failing = True
+                continue
+            failing = False
+            self.health.beat_at = time.time()
+            self.finished_since_report |= bool(uncertain)
 
     @staticmethod
     async def _sleep(stop: asyncio.Event, seconds: float) -> None:
@@ -161,79 +327,111 @@ class Worker:
 
     # ------------------------------------------------------------------ sending
     async def _send_batch(self, item_ids: list[int], stop: asyncio.Event) -> None:
-        interval = 1.0 / self.config.rate
-        first = await self.db(store.reserve_slots, len(item_ids), interval, time.time())
-        limit = asyncio.Semaphore(self.config.max_in_flight)
-        for index, item_id in enumerate(item_ids):
-            slot = max(first + index * interval, self.paused_until)
-            await self._sleep(stop, slot - LEAD_SECONDS - time.time())
-            if stop.is_set():
-                break
-            await limit.acquire()
-            task = asyncio.create_task(self._send_one(item_id, limit, slot))
-            self.in_flight.add(task)
-            task.add_done_callback(self.in_flight.discard)
-        # On stop, rows claimed but not started go back to pending in run()'s cleanup.
+        """Start one task per claimed row at its slot; rows not started are left to
+        reconcile (or, on stop, to unregister)."""
+        self.holding.update(item_ids)
+        started = 0
+        try:
+            interval = 1.0 / self.config.rate
+            first = await self.db(store.reserve_slots, len(item_ids), interval, time.time())
+            limit = asyncio.Semaphore(self.config.max_in_flight)
+            for index, item_id in enumerate(item_ids):
+                self.health.loop_at = time.time()  # a long batch is not a stuck loop
+                slot = max(first + index * interval, self.paused_until)
+                await self._sleep(stop, slot - LEAD_SECONDS - time.time())
+                if stop.is_set():
+                    break
+                await limit.acquire()
+                self._spawn(self._send_one(item_id, limit, slot))
+                started += 1
+        finally:
+            if started < len(item_ids):
+                self.holding.difference_update(item_ids[started:])
+                self.reconcile_needed = True
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self.in_flight.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        """Forget a finished send task, retrieving (and logging) any exception."""
+        self.in_flight.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._failed("send task", exc)
 
     async def _send_one(self, item_id: int, limit: asyncio.Semaphore, slot: float) -> None:
         try:
-            while time.time() < self.paused_until:
-                await asyncio.sleep(self.paused_until - time.time())
-            # This worker's calls are at least one interval apart, so a send delayed (by
-            # the database, a pause) does not bunch up with the next ones.
-            interval = 1.0 / self.config.rate
-            fire = max(slot, self.last_fire + interval, time.time())
-            self.last_fire = fire
-            # Record the attempt just before the call (LEAD_SECONDS ahead, to absorb the
-            # database round trip): only a row recorded and not yet answered can be caught
-            # mid-send by a crash.
-            await asyncio.sleep(max(0.0, fire - LEAD_SECONDS - time.time()))
-            try:
+            fire = await self._wait_for_slot(slot)
+            try:  # one try: a retry would find the row `sending` if the first committed
                 attempt = await self.db(store.start_send, item_id, self.id, _now(),
-                                        self.per_chat)
-            except Exception:  # nothing was sent: give the row back
-                log.exception("outbox start failed")
-                with contextlib.suppress(Exception):
-                    await self.db(store.release, item_id, self.id)
+                                        self.per_chat, tries=1)
+            except Exception as exc:  # nothing was sent: give the row back
+                self._failed("start_send", exc)
+                await self._persist("give_back", store.give_back, item_id, self.id)
                 return
             if attempt is None:
                 return
             await asyncio.sleep(max(0.0, fire - time.time()))
-            try:
-                outcome = await self.sender.send(attempt.chat_id, attempt.text)
-            except Exception as exc:  # a sender bug: we cannot know whether it went out
-                log.exception("sender failed")
-                outcome = Outcome(UNCERTAIN, f"sender error: {type(exc).__name__}")
-            await self._record(item_id, outcome)
+            await self._record(item_id, await self._call(attempt))
         finally:
+            self.holding.discard(item_id)
             limit.release()
 
+    async def _wait_for_slot(self, slot: float) -> float:
+        """Wait out a pause; return when to call the API. The attempt is recorded
+        LEAD_SECONDS before that, to absorb the database round trip: only a row recorded
+        and not yet answered can be caught mid-send by a crash."""
+        while time.time() < self.paused_until:
+            await asyncio.sleep(self.paused_until - time.time())
+        # This worker's calls are at least one interval apart, so a send delayed (by the
+        # database, a pause) does not bunch up with the next ones.
+        fire = max(slot, self.last_fire + 1.0 / self.config.rate, time.time())
+        self.last_fire = fire
+        await asyncio.sleep(max(0.0, fire - LEAD_SECONDS - time.time()))
+        return fire
+
+    async def _call(self, attempt: store.Attempt) -> Outcome:
+        """The API call; a sender that raises may or may not have sent: uncertain."""
+        try:
+            return await self.sender.send(attempt.chat_id, attempt.text)
+        except Exception as exc:
+            self._failed("send", exc)
+            return Outcome(UNCERTAIN, f"sender error: {type(exc).__name__}")
+
     async def _record(self, item_id: int, outcome: Outcome) -> None:
-        now = _now()
-        self.finished_since_report = True
-        kind = outcome.kind
-        if kind == SENT:
+        """Record what the API call did, retrying until the database takes it."""
+        if outcome.kind == SENT:
             self.sent += 1
-            await self.db(store.finish_send, item_id, self.id, store.SENT, now)
-        elif kind == RETRY_AFTER:
+        if outcome.kind == RETRY_AFTER:
             until = time.time() + outcome.retry_after
             self.paused_until = max(self.paused_until, until)
-            await self.db(store.pause, until)
-            await self.db(store.undo_attempt, item_id, self.id,
-                          now + timedelta(seconds=outcome.retry_after),
-                          f"429 retry after {outcome.retry_after:g}s")
-        elif kind == BLOCKED:
-            await self.db(store.finish_send, item_id, self.id, store.BLOCKED, now,
-                          outcome.detail or "blocked the bot")
-        elif kind == FAILED:
-            await self.db(store.finish_send, item_id, self.id, store.FAILED, now,
-                          outcome.detail[:200])
-        elif kind == RETRY:
-            await self.db(store.retry_later, item_id, self.id, now, outcome.detail[:200],
-                          self.config.max_attempts)
-        else:
-            await self.db(store.finish_send, item_id, self.id, store.UNCERTAIN, now,
-                          outcome.detail[:200] or "no answer from Telegram")
+            with contextlib.suppress(Exception):  # our own pause holds meanwhile
+                await self.db(store.pause, until)
+        fn, args = self._outcome_write(item_id, outcome, _now())
+        if await self._persist("record", fn, *args):
+            self.finished_since_report = True
+
+    def _outcome_write(self, item_id: int, outcome: Outcome,
+                       now: datetime) -> tuple[Callable[..., Any], tuple]:
+        """The store call (and its arguments) that records `outcome`."""
+        kind, detail = outcome.kind, outcome.detail[:200]
+        if kind == SENT:
+            return store.finish_send, (item_id, self.id, store.SENT, now)
+        if kind == RETRY_AFTER:
+            return store.undo_attempt, (item_id, self.id,
+                                        now + timedelta(seconds=outcome.retry_after),
+                                        f"429 retry after {outcome.retry_after:g}s")
+        if kind == BLOCKED:
+            return store.finish_send, (item_id, self.id, store.BLOCKED, now,
+                                       detail or "blocked the bot")
+        if kind == FAILED:
+            return store.finish_send, (item_id, self.id, store.FAILED, now, detail)
+        if kind == RETRY:
+            return store.retry_later, (item_id, self.id, now, detail,
+                                       self.config.max_attempts)
+        return store.finish_send, (item_id, self.id, store.UNCERTAIN, now,
+                                   detail or "no answer from Telegram")
 
     # ------------------------------------------------------------------ reports
     async def _reports(self) -> None:
@@ -256,4 +454,8 @@ class Worker:
                     done += 1
             return done
 
-        await self.db(queue)
+        try:
+            await self.db(queue)
+        except BaseException:  # look again next time
+            self.finished_since_report = True
+            raise
