@@ -137,11 +137,11 @@ class Assistant:
 def build_assistant(settings: Settings, nlu: NLU, engine: Engine | None = None) -> Assistant:
     """Create the assistant from settings; the caller owns `nlu` and the engine."""
     engine = engine or make_engine(settings.database_url)
-    concurrency = getattr(settings, "nlu_concurrency", 4)
+    concurrency = settings.nlu_concurrency
     guarded = GuardedNLU(nlu, max_concurrent=concurrency)
     dialogue = Dialogue(guarded, Responses.load(), threshold=settings.nlu_threshold)
     return Assistant(dialogue=dialogue, sessions=make_sessionmaker(engine),
-                     retry=RetryPolicy(budget=getattr(settings, "turn_retry_seconds", 20.0)),
+                     retry=RetryPolicy(budget=settings.turn_retry_seconds),
                      nlu_pool=ThreadPoolExecutor(concurrency, thread_name_prefix="nlu"))
 
 

@@ -14,6 +14,10 @@ from bot.cli_common import DatabaseGroup, operator_name, pass_settings, sessions
 from bot.settings import Settings
 from domain import phone as phone_rules
 from domain import regions
+from domain.numbers import is_ascii_digits, read_int
+
+DB_ID_MAX = 2**31 - 1  # PostgreSQL INTEGER; larger ids cannot exist
+DB_ID = click.IntRange(1, DB_ID_MAX)
 
 
 def _error(exc: Exception) -> click.ClickException:
@@ -39,7 +43,7 @@ def mentors_add(settings: Settings, telegram_id: str, name: str, phone: str, reg
     """Give a Telegram account the mentor role."""
     from db import mentoring, repo
 
-    if not telegram_id.strip().isdigit():
+    if not is_ascii_digits(telegram_id.strip()) or len(telegram_id.strip()) > 15:
         raise click.BadParameter("a numeric Telegram user id", param_hint="--telegram-id")
     number = phone_rules.normalise(phone)
     if number is None:
@@ -63,7 +67,7 @@ def mentors_add(settings: Settings, telegram_id: str, name: str, phone: str, reg
 
 
 @mentors.command("assign")
-@click.argument("mentor_id", type=int)
+@click.argument("mentor_id", type=DB_ID)
 @click.argument("number")
 @click.option("--operator", default=None, help="Your name for the audit log.")
 @pass_settings
@@ -119,8 +123,9 @@ def _recipients(session, target: str) -> tuple[str, list[int]]:
     from domain import registration as rules
 
     kind, _, value = target.partition(":")
-    if kind == "mentees" and value.isdigit():
-        mentor = mentoring.mentor_by_id(session, int(value))
+    mentor_id = read_int(value, 10, 1, DB_ID_MAX) if kind == "mentees" else None
+    if mentor_id is not None:
+        mentor = mentoring.mentor_by_id(session, mentor_id)
         return f"mentees of mentor {mentor.id} ({mentor.nama})", \
             mentoring.mentee_user_ids(session, mentor.id)
     if kind == "registrants" and value in rules.STATUSES:
@@ -227,7 +232,7 @@ def _print_progress(progress) -> None:
 
 
 @broadcast.command("status")
-@click.argument("message_id", type=int)
+@click.argument("message_id", type=DB_ID)
 @pass_settings
 def broadcast_status(settings: Settings, message_id: int) -> None:
     """Progress and final report of broadcast MESSAGE_ID, with uncertain recipients."""

@@ -116,6 +116,11 @@ RULES: dict[str, _Rule] = {
     "telegram_max_rate": _Rule("TELEGRAM_MAX_RATE", _parse_float,
                                "messages per second overall, more than 0 and at most 1000",
                                _between(0, 1000, low_open=True)),
+    "nlu_concurrency": _Rule("NLU_CONCURRENCY", _parse_int,
+                             "a whole number of parallel NLU calls from 1 to 64",
+                             _between(1, 64)),
+    "turn_retry_seconds": _Rule("TURN_RETRY_SECONDS", _parse_float,
+                                "seconds from 0 to 600", _between(0, 600)),
 }
 SECRET_FIELDS = ("telegram_bot_token",)
 URL_FIELDS = ("database_url", "nlu_url", "telegram_api_url")
@@ -140,6 +145,8 @@ class Settings:
     outbox_rate: float = 30.0        # messages per second, all workers together
     outbox_per_chat: float = 1.0     # seconds between two messages to one chat
     telegram_max_rate: float = 30.0  # messages per second overall (Telegram's limit)
+    nlu_concurrency: int = 4         # NLU calls in flight at once (the rest wait or fail fast)
+    turn_retry_seconds: float = 20.0  # a turn retries a database outage this long
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -211,6 +218,10 @@ class Settings:
             except ValueError:
                 shown = "'***'" if name in SECRET_FIELDS else repr(mask_url(raw))
                 problems.append(f"{rule.env}={shown}: expected {rule.allowed}")
+        older = kwargs.get("outbox_rate")
+        if "telegram_max_rate" not in kwargs and older is not None and RULES[
+                "telegram_max_rate"].check(older):
+            kwargs["telegram_max_rate"] = older  # OUTBOX_RATE, the older name
         try:
             settings = cls(**kwargs)
         except SettingsError as error:

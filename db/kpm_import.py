@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.models import Kpm
 from domain import nik as nik_rules
 from domain import phone as phone_rules
+from domain.numbers import is_ascii_digits
 
 HEADER = ["nik", "nama", "tanggal_lahir", "jenis_kelamin", "kode_wilayah", "status_pkh",
           "tanggal_graduasi", "no_hp"]
@@ -88,7 +89,8 @@ def validate(row: list[str], today: date) -> tuple[dict[str, Any], list[str]]:
     if sex not in ("L", "P"):
         raise RowError("jenis_kelamin: expected L or P")
     region = raw["kode_wilayah"].replace(".", "")
-    if len(region) != 10 or not region.isdigit() or int(region[:2]) not in nik_rules.PROVINCES:
+    if (len(region) != 10 or not is_ascii_digits(region)
+            or int(region[:2]) not in nik_rules.PROVINCES):
         raise RowError("kode_wilayah: expected a 10-digit desa/kelurahan code")
     status = raw["status_pkh"].lower()
     if status not in ("aktif", "graduasi"):

@@ -64,3 +64,30 @@ def test_db_upgrade_and_demo_on_a_new_sqlite_file(tmp_path, monkeypatch):
     assert "0 fake records added" in done.output
     budi_nik = demo_rows()[0][0]
     assert f"{budi_nik}  Contoh Budi Santoso" in done.output  # what to type, for this year
+
+
+@pytest.mark.parametrize("args", [
+    ["mentors", "assign", "99999999999999999999", "PRK-2026-000001"],
+    ["broadcast", "status", "99999999999999999999"],
+    ["broadcast", "send", "--to", "mentees:²", "--text", "Halo semua peserta"],
+    ["broadcast", "send", "--to", "mentees:99999999999999999999", "--text", "Halo semua"],
+    ["mentors", "add", "--telegram-id", "²³", "--name", "Andi", "--phone", "081122223333",
+     "--region", "73.71"],
+])
+def test_numbers_from_the_command_line_are_checked(args, tmp_path, monkeypatch):
+    """Huge ids and look-alike digits give a clear error, never an overflow or traceback."""
+    from click.testing import CliRunner
+
+    from bot.cli import main
+    from db.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    upgrade(url)
+    monkeypatch.setenv("DATABASE_URL", url)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output
+    assert "No such option" not in result.output and "expected" in result.output.lower() or (
+        "use mentees:" in result.output or "numeric" in result.output
+        or "not in the range" in result.output), result.output
