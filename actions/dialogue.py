@@ -6,6 +6,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
@@ -158,7 +159,22 @@ class Dialogue:
         except NLUUnavailable:
             return None
 
+    @staticmethod
+    def _hide_contact_keyboard(ctx: Context) -> None:
+        """After a reply that showed the "share contact" keyboard, the next reply without
+        buttons hides it again (the state remembers it is shown, across turns)."""
+        shown = ctx.state.pop("contact_keyboard", False)
+        for index, reply in enumerate(ctx.replies):
+            if reply.ask_contact:
+                shown = True
+            elif shown and not reply.buttons:
+                ctx.replies[index] = replace(reply, remove_keyboard=True)
+                shown = False
+        if shown:
+            ctx.state["contact_keyboard"] = True
+
     def _remember(self, ctx: Context) -> None:
+        self._hide_contact_keyboard(ctx)
         # Only the buttons of the latest reply can be chosen by typing their label.
         ctx.state["buttons"] = [[b.label, b.payload] for r in ctx.replies for b in r.buttons]
         # A form button is accepted while its form stays at the step that offered it.

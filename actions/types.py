@@ -43,3 +43,4 @@ class Reply:
     text: str
     buttons: tuple[Button, ...] = field(default=())
     ask_contact: bool = False
+    remove_keyboard: bool = False  # hide the "share contact" keyboard shown earlier

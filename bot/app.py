@@ -23,10 +23,12 @@ from actions.context import NeedParse
 from actions.dialogue import NLU, Dialogue, user_tag
 from actions.responses import Responses
 from actions.types import Reply, Turn
+from bot.render import TEXT_LIMIT, split_text
 from bot.settings import Settings
-from db import inbox
+from db import inbox, repo
 from db.engine import make_engine, make_sessionmaker
 from db.errors import is_transient
+from db.outbox import enqueue_replies
 from nlu.client import NLUClient, Parse
 from nlu.guard import GuardedNLU
 
@@ -67,6 +69,9 @@ class Assistant:
     # steps, buttons, commands) never wait behind a slow NLU.
     nlu_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="nlu"))
+    # Channels whose replies go to the outbox in the turn's own transaction (and are sent
+    # by its fast path): a reply is then never lost after the state moved on.
+    outbox_channels: frozenset[str] = frozenset()
 
     def _run(self, turn: Turn, parses: dict[str, Parse | None], now: datetime) -> list[Reply]:
         """One attempt at the turn in its own transaction (raises NeedParse, DB errors)."""
@@ -74,7 +79,25 @@ class Assistant:
             if turn.update_id is not None and not inbox.claim(session, turn.update_id, now):
                 log.info("update already handled", extra={"user": user_tag(turn)})
                 return []  # handled before (a redelivery, or a replay racing the original)
-            return self.dialogue.respond(session, turn, parses, now=now)
+            replies = self.dialogue.respond(session, turn, parses, now=now)
+            if turn.channel in self.outbox_channels:
+                self._enqueue(session, turn, replies)
+            return replies
+
+    def _enqueue(self, session: Session, turn: Turn, replies: list[Reply]) -> None:
+        user = repo.get_or_create_user(session, turn.channel, turn.user_id)
+        enqueue_replies(session, user.id, replies, self.dialogue.texts("share_contact_button"),
+                        lambda text: split_text(text, TEXT_LIMIT),
+                        reference=None if turn.update_id is None else f"update:{turn.update_id}")
+
+    def say(self, turn: Turn, replies: list[Reply]) -> None:
+        """Queue replies that need no turn (an edited message, a command for another bot)
+        and mark the update handled, in one transaction."""
+        with self.sessions.begin() as session:
+            if turn.update_id is not None and not inbox.claim(session, turn.update_id,
+                                                              self.dialogue.clock()):
+                return
+            self._enqueue(session, turn, replies)
 
     def _failed(self, turn: Turn, exc: BaseException) -> list[Reply]:
         log.error("turn failed", exc_info=exc,

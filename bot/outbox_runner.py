@@ -26,7 +26,7 @@ def report_text(texts: Responses, progress: Progress) -> str:
 
 def worker_config(settings: Settings, texts: Responses | None = None) -> WorkerConfig:
     texts = texts or Responses.load()
-    return WorkerConfig(rate=settings.outbox_rate, per_chat_seconds=settings.outbox_per_chat,
+    return WorkerConfig(rate=settings.telegram_max_rate, per_chat_seconds=settings.outbox_per_chat,
                         report=lambda progress: report_text(texts, progress))
 
 
@@ -40,7 +40,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event, until_idle: bool =
     sender = TelegramSender(settings.telegram_bot_token, settings.telegram_api_url)
     worker = Worker(make_sessionmaker(engine), sender, worker_config(settings),
                     health=health)
-    log.info("outbox worker started", extra={"worker": worker.id, "rate": settings.outbox_rate})
+    log.info("outbox worker started",
+             extra={"worker": worker.id, "rate": settings.telegram_max_rate})
     try:
         await worker.run(stop, until_idle=until_idle)
     finally:

@@ -13,6 +13,8 @@ import unicodedata
 _ZWJ = "\u200d"
 _JOINERS = frozenset("\u200c\u200d\ufe0e\ufe0f")  # ZWNJ, ZWJ, text/emoji variation selectors
 
+TEXT_LIMIT = 4096  # Telegram: UTF-16 code units in one message
+
 
 def utf16_len(text: str) -> int:
     """Length of `text` in UTF-16 code units (how Telegram counts)."""

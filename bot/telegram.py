@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from typing import Any
 
 from telegram import (
@@ -22,7 +23,6 @@ from telegram import (
 from telegram.constants import ChatAction, MessageLimit
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     BaseUpdateProcessor,
@@ -38,6 +38,9 @@ from actions.types import Button, Contact, Reply, Turn
 from bot.app import Assistant, TurnFailed
 from bot.polling import DurablePoller
 from bot.render import split_text
+from bot.telegram_sender import TelegramSender
+from outbox import store
+from outbox.worker import Worker, WorkerConfig
 
 log = logging.getLogger(__name__)
 
@@ -126,18 +129,40 @@ def addressed_to_other_bot(text: str | None, username: str | None) -> bool:
 class TelegramChannel:
     """Callbacks that turn updates into Turns and send the core's replies back."""
 
-    def __init__(self, assistant: Assistant) -> None:
+    def __init__(self, assistant: Assistant, delivery: Worker) -> None:
         self.assistant = assistant
+        self.delivery = delivery  # sends a user's replies from the outbox right away
         self.texts = assistant.dialogue.texts
 
     async def _respond(self, update: Update, context: ContextTypes.DEFAULT_TYPE, turn: Turn):
+        """Run the turn (its replies are queued in its transaction), then send them."""
         chat_id = update.effective_chat.id
         typing = asyncio.create_task(self._keep_typing(context, chat_id))
         try:
-            replies = await self._handle(context, chat_id, turn, typing)
+            await self._handle(context, chat_id, turn, typing)
         finally:
             typing.cancel()
-        await self.send(context, chat_id, replies)
+        await self._flush(turn)
+
+    async def _flush(self, turn: Turn) -> None:
+        """Send the user's queued replies now; what fails here is sent by the workers."""
+        try:
+            await self.delivery.deliver(CHANNEL, turn.user_id)
+        except Exception:
+            log.exception("fast reply delivery failed; the outbox worker will send")
+
+    async def _say(self, update: Update, context: ContextTypes.DEFAULT_TYPE,
+                   replies: list[Reply]) -> None:
+        """Replies that need no turn, through the outbox like any other; sent directly
+        (plain) only when the database is away."""
+        turn = self._turn(update)
+        try:
+            await asyncio.to_thread(self.assistant.say, turn, replies)
+        except Exception:
+            log.warning("outbox unavailable; replying directly")
+            await self.send(context, update.effective_chat.id, replies)
+            return
+        await self._flush(turn)
 
     async def _handle(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, turn: Turn,
                       typing: asyncio.Task) -> list[Reply]:
@@ -172,16 +197,12 @@ class TelegramChannel:
                 await asyncio.sleep(4.5)
 
     async def send(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, replies: list[Reply]):
-        """Send replies in order, a long one in several messages with its buttons on the
-        last; a user who blocked the bot is logged, not retried."""
-        chat_data = context.chat_data if context.chat_data is not None else {}
+        """Send replies directly (group chats, and when the database is away), a long one in
+        several messages with its buttons on the last; a user who blocked the bot is logged,
+        not retried."""
         for reply in replies:
             try:
                 markup = keyboard(reply, self.texts("share_contact_button"))
-                if markup is None and chat_data.pop("contact_keyboard", False):
-                    markup = ReplyKeyboardRemove()  # the contact step is over: hide its button
-                elif reply.ask_contact:
-                    chat_data["contact_keyboard"] = True
                 *first, last = split_text(reply.text, TEXT_LIMIT) or [reply.text]
                 for part in first:
                     await context.bot.send_message(chat_id, part)
@@ -200,15 +221,14 @@ class TelegramChannel:
             # `/daftar@OtherBot` typed in our private chat is not for us: rather than run
             # /daftar (the core drops "@..."), say the command is unknown, with the menu.
             menu = tuple(Button(self.texts(f"label/{i}"), f"/{i}") for i in MAIN_MENU)
-            await self.send(context, update.effective_chat.id,
-                            [Reply(self.texts("unknown_command"), buttons=menu)])
+            await self._say(update, context, [Reply(self.texts("unknown_command"), buttons=menu)])
             return
         await self._respond(update, context, self._turn(update, text=text))
 
     async def on_edited(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Say politely that edits are not read: answering an edit as a new message could
         store a second answer into the next form field. The conversation is left as it is."""
-        await self.send(context, update.effective_chat.id, [Reply(self.texts("edited_not_read"))])
+        await self._say(update, context, [Reply(self.texts("edited_not_read"))])
 
     async def on_contact(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Pass a shared contact to the core, saying whose contact it is."""
@@ -264,8 +284,30 @@ class TelegramChannel:
                 )
 
 
+async def start_delivery(app: Application) -> None:
+    """Register the reply sender (so peers see it alive) and run its heartbeat."""
+    delivery: Worker = app.bot_data["delivery"]
+    if app.bot_data.get("delivery_task") is not None:
+        return
+    await delivery.db(store.register_worker, delivery.id, datetime.now(UTC))
+    stop = asyncio.Event()
+    app.bot_data["delivery_stop"] = stop
+    app.bot_data["delivery_task"] = asyncio.create_task(delivery.run(stop))
+
+
+async def stop_delivery(app: Application) -> None:
+    """Stop the reply sender (its rows in flight are finished or given back)."""
+    task = app.bot_data.pop("delivery_task", None)
+    if task is not None:
+        app.bot_data["delivery_stop"].set()
+        with contextlib.suppress(Exception):
+            await task
+    await app.bot_data["delivery"].sender.close()
+
+
 async def on_startup(application: Application) -> None:
-    """Register the command menu shown in private chats."""
+    """Start the reply sender; register the command menu shown in private chats."""
+    await start_delivery(application)
     await application.bot.set_my_commands(
         [BotCommand(name, description) for name, description in COMMANDS],
         scope=BotCommandScopeAllPrivateChats(),
@@ -273,15 +315,23 @@ async def on_startup(application: Application) -> None:
 
 
 def build_application(
-    token: str, assistant: Assistant, base_url: str = "https://api.telegram.org/bot"
+    token: str, assistant: Assistant, base_url: str = "https://api.telegram.org/bot",
+    rate: float = 30.0,
 ) -> Application:
-    """Wire the Telegram application: handlers in one place, as in PTB's examples."""
-    channel = TelegramChannel(assistant)
+    """Wire the Telegram application: handlers in one place, as in PTB's examples.
+
+    Replies go to the outbox in the turn's transaction and are sent at once by a
+    fast-path sender sharing the outbox's budget (`rate` messages/s, all processes), so no
+    PTB rate limiter: typing indicators and callback answers do not use the budget.
+    """
+    assistant.outbox_channels = assistant.outbox_channels | {CHANNEL}
+    delivery = Worker(assistant.sessions, TelegramSender(token, base_url),
+                      WorkerConfig(rate=rate), claiming=False)
+    channel = TelegramChannel(assistant, delivery)
     app = (
         ApplicationBuilder()
         .token(token)
         .base_url(base_url)
-        .rate_limiter(AIORateLimiter(max_retries=3))
         .concurrent_updates(PerUserUpdateProcessor())
         .updater(None)  # bot.polling.DurablePoller feeds the queue: stored, then confirmed
         .post_init(on_startup)
@@ -301,6 +351,7 @@ def build_application(
     app.add_handler(CallbackQueryHandler(channel.on_callback))
     app.add_handler(TypeHandler(Update, channel.on_done), group=1)
     app.bot_data["assistant"] = assistant
+    app.bot_data["delivery"] = delivery
     app.add_error_handler(channel.on_error)
     return app
 
@@ -311,7 +362,8 @@ def run_polling(settings, nlu_url: str, with_worker: bool = True) -> None:
 
     client = make_nlu_client(settings, nlu_url)
     assistant = build_assistant(settings, client)
-    app = build_application(settings.telegram_bot_token, assistant, settings.telegram_api_url)
+    app = build_application(settings.telegram_bot_token, assistant, settings.telegram_api_url,
+                            rate=settings.telegram_max_rate)
     from bot.background import add_background
 
     add_background(app, assistant, settings, with_worker)
@@ -341,5 +393,6 @@ async def serve(app: Application, poller: DurablePoller,
             await app.stop()
             if app.post_stop:
                 await app.post_stop(app)
+            await stop_delivery(app)
     finally:
         await app.shutdown()

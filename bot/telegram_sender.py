@@ -18,9 +18,14 @@ class TelegramSender:
             timeout=httpx.Timeout(timeout, connect=5.0),
             limits=httpx.Limits(max_connections=max_connections))
 
-    async def send(self, chat_id: str, text: str) -> Outcome:
+    async def send(self, chat_id: str, text: str, markup: dict | None = None) -> Outcome:
+        numeric = chat_id.lstrip("-").isascii() and chat_id.lstrip("-").isdigit()
+        body: dict = {"chat_id": int(chat_id) if numeric else chat_id, "text": text}
+        reply_markup = telegram_markup(markup)
+        if reply_markup is not None:
+            body["reply_markup"] = reply_markup
         try:
-            response = await self.client.post(self.url, json={"chat_id": chat_id, "text": text})
+            response = await self.client.post(self.url, json=body)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             return Outcome(RETRY, f"cannot reach Telegram: {type(exc).__name__}")
         except httpx.HTTPError as exc:  # sent, but no (complete) answer
@@ -29,6 +34,25 @@ class TelegramSender:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def telegram_markup(markup: dict | None) -> dict | None:
+    """The Bot API's reply_markup for the outbox's channel-neutral markup
+    (db.outbox.markup_of): inline buttons, a one-time "share contact" keyboard, or the
+    removal of that keyboard."""
+    if not markup:
+        return None
+    buttons = markup.get("buttons") or []
+    if markup.get("contact"):
+        rows = [[{"text": markup["contact"], "request_contact": True}]]
+        rows += [[{"text": label}] for label, _ in buttons]
+        return {"keyboard": rows, "one_time_keyboard": True, "resize_keyboard": True}
+    if buttons:
+        return {"inline_keyboard": [[{"text": label, "callback_data": payload}]
+                                    for label, payload in buttons]}
+    if markup.get("remove_keyboard"):
+        return {"remove_keyboard": True}
+    return None
 
 
 def classify(response: httpx.Response) -> Outcome:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -170,6 +171,8 @@ class OutboxMessage(Base):
     report_to: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
                                                   nullable=True)
     reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Buttons of a reply, channel-neutral (see db.outbox.markup_of); None for plain text.
+    markup: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
 
 
 class OutboxItem(Base):
@@ -184,6 +187,7 @@ class OutboxItem(Base):
         Index("ix_outbox_state_due", "state", "due_at"),
         Index("ix_outbox_user_attempted", "user_id", "attempted_at"),
         Index("ix_outbox_message_state", "message_id", "state"),
+        Index("ix_outbox_claim", "state", "priority", "due_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -200,6 +204,8 @@ class OutboxItem(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(),
                                                           nullable=True)
+    # 0: a reply to someone who just wrote; 1: notices, reminders, reports; 2: broadcasts.
+    priority: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")
 
 
 class OutboxWorker(Base):

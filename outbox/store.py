@@ -35,7 +35,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
 from db.models import OutboxItem, OutboxMessage, OutboxPacer, OutboxWorker, User
-from db.outbox import PENDING
+from db.outbox import PENDING, PRIORITY, REPLY
+
+REPLY_PRIORITY = PRIORITY[REPLY]
 
 CLAIMED, SENDING = "claimed", "sending"
 SENT, BLOCKED, FAILED, UNCERTAIN = "sent", "blocked", "failed", "uncertain"
@@ -127,18 +129,34 @@ def live_workers(session: Session, now: datetime) -> int:
 
 
 # ---------------------------------------------------------------------- claiming
-def claim(session: Session, worker_id: str, limit: int, now: datetime,
-          per_chat: timedelta) -> list[int]:
-    """Claim up to `limit` due rows, at most one per recipient, skipping recipients that
-    got a message less than `per_chat` ago or have one in flight. PostgreSQL: FOR UPDATE
-    SKIP LOCKED, so workers never wait for each other; SQLite: the conditional UPDATE below
-    runs under the database's single write lock."""
+def _claimable(now: datetime, per_chat: timedelta):
+    """Due pending rows whose recipient has nothing in flight; bulk rows (priority > 0)
+    also wait `per_chat` after the recipient's last message (replies do not); a reply
+    waits for the replies before it (in order per chat, also after a retry's backoff)."""
     other = aliased(OutboxItem)
     busy = exists().where(other.user_id == OutboxItem.user_id, or_(
-        other.state.in_((CLAIMED, SENDING)), other.attempted_at > now - per_chat))
+        other.state.in_((CLAIMED, SENDING)),
+        (OutboxItem.priority > REPLY_PRIORITY) & (other.attempted_at > now - per_chat)))
+    earlier_reply = exists().where(
+        other.user_id == OutboxItem.user_id, other.priority == REPLY_PRIORITY,
+        other.id < OutboxItem.id, other.state == PENDING)
+    return (OutboxItem.state == PENDING, OutboxItem.due_at <= now, ~busy,
+            ~((OutboxItem.priority == REPLY_PRIORITY) & earlier_reply))
+
+
+def claim(session: Session, worker_id: str, limit: int, now: datetime,
+          per_chat: timedelta, reply_grace: timedelta = timedelta(0)) -> list[int]:
+    """Claim up to `limit` due rows, replies first (then notices and reminders, then
+    broadcasts), at most one per recipient (see `_claimable`). PostgreSQL: FOR UPDATE
+    SKIP LOCKED, so workers never wait for each other; SQLite: the conditional UPDATE below
+    runs under the database's single write lock. Replies younger than `reply_grace` are
+    left to the fast path that sends them right after their turn."""
     stmt = (select(OutboxItem.id, OutboxItem.user_id)
-            .where(OutboxItem.state == PENDING, OutboxItem.due_at <= now, ~busy)
-            .order_by(OutboxItem.due_at, OutboxItem.id).limit(limit * 2))
+            .where(*_claimable(now, per_chat),
+                   or_(OutboxItem.priority != REPLY_PRIORITY,
+                       OutboxItem.due_at <= now - reply_grace))
+            .order_by(OutboxItem.priority, OutboxItem.due_at, OutboxItem.id)
+            .limit(limit * 2))
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(of=OutboxItem, skip_locked=True)
     seen: set[int] = set()
@@ -147,6 +165,11 @@ def claim(session: Session, worker_id: str, limit: int, now: datetime,
         if user_id not in seen and len(ids) < limit:
             seen.add(user_id)
             ids.append(row_id)
+    return _mark_claimed(session, ids, worker_id, now)
+
+
+def _mark_claimed(session: Session, ids: list[int], worker_id: str,
+                  now: datetime) -> list[int]:
     if not ids:
         return []
     claimed = session.scalars(
@@ -156,15 +179,40 @@ def claim(session: Session, worker_id: str, limit: int, now: datetime,
     return sorted(claimed, key=ids.index)
 
 
-def reserve_slots(session: Session, count: int, interval: float, now: float) -> float:
+def claim_reply(session: Session, channel: str, external_id: str, worker_id: str,
+                now: datetime) -> int | None:
+    """The fast path: claim the next due reply of one user (who just wrote), if nothing of
+    theirs is in flight. Returns its row id, or None."""
+    stmt = (select(OutboxItem.id)
+            .join(User, User.id == OutboxItem.user_id)
+            .where(User.channel == channel, User.external_id == external_id,
+                   OutboxItem.priority == REPLY_PRIORITY,
+                   *_claimable(now, timedelta(0)))
+            .order_by(OutboxItem.id).limit(1))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=OutboxItem, skip_locked=True)
+    row_id = session.scalar(stmt)
+    claimed = _mark_claimed(session, [row_id] if row_id is not None else [], worker_id, now)
+    return claimed[0] if claimed else None
+
+
+def reserve_slots(session: Session, count: int, interval: float, now: float,
+                  max_ahead: float | None = None) -> float | None:
     """Reserve `count` send slots `interval` seconds apart on the shared pacer; returns the
-    first slot (seconds since the epoch). All workers together keep the global rate."""
+    first slot (seconds since the epoch). All senders together keep the global rate.
+
+    Replies reserve unconditionally. Bulk (notices, reminders, broadcasts) passes
+    `max_ahead`: it gets slots only while the pacer is less than that far ahead of now, and
+    None otherwise, so a burst of replies pushes bulk back instead of queueing behind it.
+    """
     larger = func.max if session.get_bind().dialect.name == "sqlite" else func.greatest
-    new_next = session.execute(
-        update(OutboxPacer).where(OutboxPacer.name == PACER)
-        .values(next_at=larger(OutboxPacer.next_at, now) + count * interval)
-        .returning(OutboxPacer.next_at)).scalar_one()
-    return new_next - count * interval
+    stmt = (update(OutboxPacer).where(OutboxPacer.name == PACER)
+            .values(next_at=larger(OutboxPacer.next_at, now) + count * interval)
+            .returning(OutboxPacer.next_at))
+    if max_ahead is not None:
+        stmt = stmt.where(OutboxPacer.next_at <= now + max_ahead)
+    new_next = session.execute(stmt).scalar_one_or_none()
+    return None if new_next is None else new_next - count * interval
 
 
 def pause(session: Session, until: float) -> None:
@@ -179,6 +227,7 @@ class Attempt:
     item_id: int
     chat_id: str
     text: str
+    markup: dict | None = None
 
 
 def start_send(session: Session, item_id: int, worker_id: str, now: datetime,
@@ -202,17 +251,18 @@ def start_send(session: Session, item_id: int, worker_id: str, now: datetime,
     if not user.is_active:
         item.state, item.error = BLOCKED, "user blocked the bot earlier"
         return None
-    recent = session.scalar(select(func.max(OutboxItem.attempted_at)).where(
-        OutboxItem.user_id == item.user_id, OutboxItem.id != item.id,
-        OutboxItem.attempted_at > now - per_chat))
+    recent = None if item.priority == REPLY_PRIORITY else session.scalar(
+        select(func.max(OutboxItem.attempted_at)).where(
+            OutboxItem.user_id == item.user_id, OutboxItem.id != item.id,
+            OutboxItem.attempted_at > now - per_chat))
     if recent is not None:
         item.state, item.claimed_by, item.claimed_at = PENDING, None, None
         item.due_at = recent + per_chat
         return None
-    text = session.scalar(select(OutboxMessage.text).where(
-        OutboxMessage.id == item.message_id))
+    text, markup = session.execute(select(OutboxMessage.text, OutboxMessage.markup).where(
+        OutboxMessage.id == item.message_id)).one()
     item.state, item.attempted_at, item.attempts = SENDING, now, item.attempts + 1
-    return Attempt(item.id, user.external_id, text or "")
+    return Attempt(item.id, user.external_id, text or "", markup)
 
 
 def _locked(session: Session, item_id: int) -> OutboxItem | None:
@@ -220,6 +270,20 @@ def _locked(session: Session, item_id: int) -> OutboxItem | None:
     return session.scalars(select(OutboxItem).where(OutboxItem.id == item_id)
                            .with_for_update().execution_options(populate_existing=True)
                            ).one_or_none()
+
+
+def item_state(session: Session, item_id: int) -> tuple[str | None, datetime | None]:
+    """A row's state and when it is due (None, None when it is gone)."""
+    row = session.execute(select(OutboxItem.state, OutboxItem.due_at)
+                          .where(OutboxItem.id == item_id)).one_or_none()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def release_many(session: Session, item_ids: list[int], worker_id: str) -> None:
+    """Give back claimed rows that were not attempted (no send slot for them yet)."""
+    session.execute(update(OutboxItem).where(
+        OutboxItem.id.in_(item_ids), OutboxItem.claimed_by == worker_id,
+        OutboxItem.state == CLAIMED).values(state=PENDING, claimed_by=None, claimed_at=None))
 
 
 def release(session: Session, item_id: int, worker_id: str) -> None:

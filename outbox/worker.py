@@ -32,6 +32,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.errors import is_transient
+from db.outbox import PENDING
 from outbox import store
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class Outcome:
 
 
 class Sender(Protocol):
-    async def send(self, chat_id: str, text: str) -> Outcome: ...
+    async def send(self, chat_id: str, text: str, markup: dict | None = None) -> Outcome: ...
 
 
 @dataclass
@@ -74,6 +75,15 @@ class WorkerConfig:
     max_backoff_seconds: float = 5.0   # longest wait between two tries after an error
     max_hard_failures: int = 5         # non-transient errors in a row, then raise
     stop_grace_seconds: float = 10.0   # after stop, how long an outcome is still retried
+    # Bulk sends reserve slots only while the shared pacer is less than this far ahead, so
+    # replies (which reserve at once) never queue behind more than this much bulk.
+    bulk_ahead_seconds: float = 0.25
+    # A reply is the fast path's to send (right after its turn); the worker takes it only
+    # when it has waited this long (a crash, a retry after an error).
+    reply_grace_seconds: float = 3.0
+    # The fast path waits out a retry of a reply when it is due within this (a 429's
+    # retry_after, the first backoffs); a longer one is left to the workers.
+    fast_retry_seconds: float = 10.0
 
 
 @dataclass
@@ -118,7 +128,7 @@ def error_name(exc: BaseException) -> str:
 class Worker:
     def __init__(self, sessions: sessionmaker[Session], sender: Sender,
                  config: WorkerConfig | None = None, worker_id: str | None = None,
-                 health: WorkerHealth | None = None) -> None:
+                 health: WorkerHealth | None = None, claiming: bool = True) -> None:
         self.sessions = sessions
         self.sender = sender
         self.config = config or WorkerConfig()
@@ -137,6 +147,7 @@ class Worker:
         self.reconcile_needed = False
         self.stop = asyncio.Event()
         self.sent = 0
+        self.claiming = claiming
 
     # ------------------------------------------------------------------ db helpers
     def _tx(self, fn, *args):
@@ -266,7 +277,11 @@ class Worker:
         done."""
         if self.reconcile_needed:
             await self._reconcile()
-        claimed = await self.db(store.claim, self.id, self._batch(), _now(), self.per_chat)
+        if not self.claiming:  # a fast-path-only worker: replies come through deliver()
+            await self._sleep(stop, self.config.poll_seconds)
+            return False
+        claimed = await self.db(store.claim, self.id, self._batch(), _now(), self.per_chat,
+                                timedelta(seconds=self.config.reply_grace_seconds))
         if claimed:
             await self._send_batch(claimed, stop)
             return False
@@ -299,7 +314,8 @@ class Worker:
                         extra={"requeued": requeued, "uncertain": uncertain})
 
     def _batch(self) -> int:
-        return max(1, int(self.config.rate))  # about one second of slots at a time
+        """About bulk_ahead_seconds of slots at a time."""
+        return max(1, int(self.config.rate * self.config.bulk_ahead_seconds))
 
     async def _idle(self) -> bool:
         return await self.db(store.busy, _now(), IDLE_HORIZON) == 0
@@ -333,7 +349,14 @@ class Worker:
         started = 0
         try:
             interval = 1.0 / self.config.rate
-            first = await self.db(store.reserve_slots, len(item_ids), interval, time.time())
+            first = await self.db(store.reserve_slots, len(item_ids), interval, time.time(),
+                                  self.config.bulk_ahead_seconds)
+            if first is None:  # replies use the budget now: give the rows back, wait
+                await self.db(store.release_many, item_ids, self.id)
+                self.holding.difference_update(item_ids)
+                started = len(item_ids)
+                await self._sleep(stop, self.config.bulk_ahead_seconds / 2)
+                return
             limit = asyncio.Semaphore(self.config.max_in_flight)
             for index, item_id in enumerate(item_ids):
                 self.health.loop_at = time.time()  # a long batch is not a stuck loop
@@ -394,7 +417,9 @@ class Worker:
     async def _call(self, attempt: store.Attempt) -> Outcome:
         """The API call; a sender that raises may or may not have sent: uncertain."""
         try:
-            return await self.sender.send(attempt.chat_id, attempt.text)
+            if attempt.markup is None:
+                return await self.sender.send(attempt.chat_id, attempt.text)
+            return await self.sender.send(attempt.chat_id, attempt.text, attempt.markup)
         except Exception as exc:
             self._failed("send", exc)
             return Outcome(UNCERTAIN, f"sender error: {type(exc).__name__}")
@@ -432,6 +457,40 @@ class Worker:
                                        self.config.max_attempts)
         return store.finish_send, (item_id, self.id, store.UNCERTAIN, now,
                                    detail or "no answer from Telegram")
+
+    # ------------------------------------------------------------------ fast path
+    async def deliver(self, channel: str, external_id: str) -> int:
+        """Send a user's due replies now, in order (right after their turn committed), each
+        recorded before and after its call like any row. Returns how many were sent. A
+        reply that must be retried is left to the workers (after its backoff)."""
+        sent = 0
+        while not self.stop.is_set():
+            item_id = await self.db(store.claim_reply, channel, external_id, self.id, _now())
+            if item_id is None:
+                return sent
+            self.holding.add(item_id)
+            try:
+                slot = await self.db(store.reserve_slots, 1, 1.0 / self.config.rate,
+                                     time.time())
+            except BaseException:
+                self.holding.discard(item_id)
+                self.reconcile_needed = True
+                raise
+            before = self.sent
+            one = asyncio.Semaphore(1)
+            await one.acquire()
+            await self._send_one(item_id, one, slot)
+            if self.sent > before:
+                sent += 1
+                continue
+            # Not sent: a 429 or a transient error puts the row back with a short wait;
+            # wait here when it is short (the user is waiting), else leave it to workers.
+            state, due = await self.db(store.item_state, item_id)
+            wait = (due - _now()).total_seconds() if due is not None else None
+            if state != PENDING or wait is None or wait > self.config.fast_retry_seconds:
+                return sent
+            await self._sleep(self.stop, wait)
+        return sent
 
     # ------------------------------------------------------------------ reports
     async def _reports(self) -> None:

@@ -249,3 +249,28 @@ def _restore_logging():
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+# ---------------------------------------------------------------------- conversations
+# The core with a fixed clock, the keyword NLU and the small fake registry of
+# tests/chat_helpers.py; a module may override any of these (test_mentoring's clock).
+@pytest.fixture
+def clock():
+    from tests.chat_helpers import TODAY, Clock
+
+    return Clock(TODAY)
+
+
+@pytest.fixture
+def nlu():
+    from tests.chat_helpers import make_nlu
+
+    return make_nlu()
+
+
+@pytest.fixture
+def bot(sqlite_engine, nlu, texts, clock):
+    from tests.chat_helpers import load_registry, make_bot
+
+    load_registry(sqlite_engine)
+    return make_bot(sqlite_engine, nlu, texts, clock)

@@ -48,6 +48,9 @@ class BotRunner:
     async def _stop(self) -> None:
         self.stopping.set()
         await self.poll
+        from bot.telegram import stop_delivery
+
+        await stop_delivery(self.app)
         if self.app.running:
             await self.app.stop()
         await self.app.shutdown()

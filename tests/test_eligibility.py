@@ -10,23 +10,7 @@ from sqlalchemy import select
 from actions.context import WIB
 from actions.types import Contact, Turn
 from db.models import AuditLog, Conversation
-from tests.chat_helpers import TODAY, Chat, Clock, load_registry, make_bot, make_nlu
-
-
-@pytest.fixture
-def clock():
-    return Clock(TODAY)
-
-
-@pytest.fixture
-def nlu():
-    return make_nlu()
-
-
-@pytest.fixture
-def bot(sqlite_engine, nlu, texts, clock):
-    load_registry(sqlite_engine)
-    return make_bot(sqlite_engine, nlu, texts, clock)
+from tests.chat_helpers import Chat, make_bot
 
 
 def check(bot, nik, name, sector_label="Kuliner", user="50"):

@@ -13,7 +13,7 @@ from actions.types import Contact, Turn
 from db.engine import make_sessionmaker
 from db.models import AuditLog, Conversation, Registration
 from nlu.client import Parse
-from tests.chat_helpers import TODAY, Chat, Clock, load_registry, make_bot, make_nlu
+from tests.chat_helpers import Chat, load_registry, make_bot
 
 BUDI = "3201051203900001"
 
@@ -32,22 +32,6 @@ GOOD = [
     ("months", ("text", "2 tahun")),
 ]
 STEPS = [step for step, _ in GOOD] + ["summary"]
-
-
-@pytest.fixture
-def clock():
-    return Clock(TODAY)
-
-
-@pytest.fixture
-def nlu():
-    return make_nlu()
-
-
-@pytest.fixture
-def bot(sqlite_engine, nlu, texts, clock):
-    load_registry(sqlite_engine)
-    return make_bot(sqlite_engine, nlu, texts, clock)
 
 
 def answer(chat: Chat, kind: str, value: str) -> Chat:

@@ -26,21 +26,17 @@ def bot(fake, assistant):
     runner.stop()
 
 
-class CannedAssistant:
-    """Answers every turn with the same replies (the channel only needs these members)."""
+class CannedAssistant(Assistant):
+    """Answers every turn with the same replies, queued like real ones."""
 
     def __init__(self, assistant: Assistant, replies: list[Reply]) -> None:
-        self.dialogue = assistant.dialogue
-        self.sessions = assistant.sessions
+        super().__init__(assistant.dialogue, assistant.sessions)
         self.replies = replies
 
-    def mark_handled(self, update_id: int) -> None:
-        pass
-
-    def handle(self, turn: Turn) -> list[Reply]:
-        return self.replies
-
-    async def handle_async(self, turn: Turn) -> list[Reply]:
+    def _run(self, turn: Turn, parses, now) -> list[Reply]:
+        with self.sessions.begin() as session:
+            if turn.channel in self.outbox_channels:
+                self._enqueue(session, turn, self.replies)
         return self.replies
 
 

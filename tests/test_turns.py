@@ -37,10 +37,13 @@ class BarrierNLU(FakeNLU):
         self.problems: list[str] = []
 
     def parse(self, text_: str) -> Parse:
+        # BrokenBarrierError when another user is stuck on the database.
+        self.barrier.wait()
+        # Every turn is now inside its NLU call: none may hold a transaction.
         problem = self.check()
         if problem:
             self.problems.append(problem)
-        self.barrier.wait()  # BrokenBarrierError when another user is stuck on the database
+        self.barrier.wait()  # keep both in their NLU call until both have checked
         return super().parse(text_)
 
 
