@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +23,7 @@ from db import inbox
 from db.errors import is_transient
 
 log = logging.getLogger(__name__)
+PURGE_SECONDS = 600.0
 
 
 def _row(update: Update) -> tuple[int, str | None, dict]:
@@ -40,6 +42,21 @@ class DurablePoller:
         self.allowed_updates = allowed_updates or Update.ALL_TYPES
         self.offset: int | None = None
         self.stored = 0
+        self.purged_at = 0.0  # time.monotonic() of the last purge of old processed updates
+
+    def _purge(self) -> int:
+        with self.sessions.begin() as session:
+            return inbox.purge(session, datetime.now(UTC))
+
+    async def purge_now_and_then(self) -> None:
+        """Forget processed updates older than a day, at most every PURGE_SECONDS."""
+        if time.monotonic() - self.purged_at < PURGE_SECONDS:
+            return
+        self.purged_at = time.monotonic()
+        try:
+            await asyncio.to_thread(self._purge)
+        except Exception as exc:  # the next round tries again
+            log.warning("inbox purge failed", extra={"error": type(exc).__name__})
 
     def _store(self, rows: list[tuple[int, str | None, dict]]) -> list[int]:
         with self.sessions.begin() as session:
@@ -82,6 +99,7 @@ class DurablePoller:
         await self.replay()
         delay = 1.0
         while not stop.is_set():
+            await self.purge_now_and_then()
             fetch = asyncio.ensure_future(self.app.bot.get_updates(
                 offset=self.offset, timeout=self.timeout, allowed_updates=self.allowed_updates,
                 read_timeout=self.timeout + 10))

@@ -269,3 +269,17 @@ def test_a_stored_update_is_kept_when_the_database_stays_away(sqlite_engine, tex
     assert bot.handle(Turn("telegram", "5", text="/menu", update_id=42))  # replayed later
     with bot.sessions() as session:
         assert session.get(InboxUpdate, 42).processed_at is not None
+
+
+def test_processed_updates_are_forgotten_after_a_day(sqlite_engine):
+    from datetime import timedelta
+
+    sessions = make_sessionmaker(sqlite_engine)
+    now = utcnow()
+    with sessions.begin() as session:
+        inbox.store(session, [(1, "5", {}), (2, "5", {}), (3, "5", {})], now)
+        inbox.claim(session, 1, now - timedelta(hours=25))
+        inbox.claim(session, 2, now - timedelta(hours=1))
+    with sessions.begin() as session:
+        assert inbox.purge(session, now) == 1
+        assert [r.update_id for r in session.scalars(select(InboxUpdate))] == [2, 3]
