@@ -100,9 +100,17 @@ class Assistant:
             self._enqueue(session, turn, replies)
 
     def _failed(self, turn: Turn, exc: BaseException) -> list[Reply]:
+        """Log the failure; the user is asked to send again. For an outbox channel the
+        apology is queued (and the update marked handled: a replay would fail the same)."""
         log.error("turn failed", exc_info=exc,
                   extra={"user": user_tag(turn), "channel": turn.channel})
-        return [Reply(self.dialogue.texts("internal_error"))]
+        replies = [Reply(self.dialogue.texts("internal_error"))]
+        if turn.channel in self.outbox_channels:
+            try:
+                self.say(turn, replies)
+            except Exception:
+                log.exception("could not queue the apology", extra={"user": user_tag(turn)})
+        return replies
 
     def _keep_or_fail(self, turn: Turn, exc: Exception) -> list[Reply]:
         """After the retries: a stored update will be replayed, anything else is lost."""

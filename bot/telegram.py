@@ -133,6 +133,8 @@ class TelegramChannel:
         self.assistant = assistant
         self.delivery = delivery  # sends a user's replies from the outbox right away
         self.texts = assistant.dialogue.texts
+        # Updates whose turn marked them handled (or queued the apology) in the inbox.
+        self._through_core: set[int] = set()
 
     async def _respond(self, update: Update, context: ContextTypes.DEFAULT_TYPE, turn: Turn):
         """Run the turn (its replies are queued in its transaction), then send them."""
@@ -142,6 +144,8 @@ class TelegramChannel:
             await self._handle(context, chat_id, turn, typing)
         finally:
             typing.cancel()
+        if turn.update_id is not None:
+            self._through_core.add(turn.update_id)
         await self._flush(turn)
 
     async def _flush(self, turn: Turn) -> None:
@@ -162,6 +166,7 @@ class TelegramChannel:
             log.warning("outbox unavailable; replying directly")
             await self.send(context, update.effective_chat.id, replies)
             return
+        self._through_core.add(update.update_id)
         await self._flush(turn)
 
     async def _handle(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, turn: Turn,
@@ -182,9 +187,12 @@ class TelegramChannel:
                 await asyncio.sleep(STALLED_RETRY_SECONDS)
 
     async def on_done(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Mark an update handled in the inbox after every handler ran (a no-op when its
-        turn did so already), so updates that never reach the core are not replayed."""
+        """Mark an update handled in the inbox after every handler ran, unless its turn
+        did, so updates that never reach the core are not replayed."""
         if isinstance(update, Update):
+            if update.update_id in self._through_core:
+                self._through_core.discard(update.update_id)
+                return
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.assistant.mark_handled, update.update_id)
 

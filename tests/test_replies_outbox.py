@@ -13,7 +13,15 @@ from sqlalchemy import select
 from actions.types import Turn
 from bot.telegram import build_application
 from db.engine import make_sessionmaker
-from db.models import Conversation, OutboxItem, OutboxMessage, OutboxPacer, User, utcnow
+from db.models import (
+    Conversation,
+    InboxUpdate,
+    OutboxItem,
+    OutboxMessage,
+    OutboxPacer,
+    User,
+    utcnow,
+)
 from db.outbox import enqueue
 from outbox import store
 from tests.chat_helpers import TODAY, Clock, load_registry, make_bot, make_nlu
@@ -39,13 +47,15 @@ def test_replies_are_queued_with_the_state_change(sqlite_engine, texts):
     assert state["form"]["step"] == "consent"
 
 
-def test_a_failed_turn_queues_nothing(sqlite_engine, texts, monkeypatch):
+def test_a_failed_turn_queues_only_the_apology(sqlite_engine, texts, monkeypatch):
     bot = make_bot(sqlite_engine, make_nlu(), texts, Clock(TODAY))
     bot.outbox_channels = frozenset({"telegram"})
     monkeypatch.setattr(bot.dialogue, "respond", lambda *a, **k: 1 / 0)
     bot.handle(Turn("telegram", "62", text="/menu", update_id=6))
     with make_sessionmaker(sqlite_engine)() as session:
-        assert session.scalars(select(OutboxItem)).all() == []
+        queued = session.scalars(select(OutboxMessage.text)).all()
+        assert queued == [texts("internal_error")]
+        assert session.get(InboxUpdate, 6).processed_at is not None
 
 
 def test_the_contact_keyboard_is_hidden_by_the_next_plain_reply(sqlite_engine, texts):
@@ -162,3 +172,18 @@ def test_a_reply_is_not_held_back_by_the_per_chat_gap_but_bulk_is(sqlite_engine)
         assert store.claim(session, "w1", 5, now, timedelta(seconds=1)) == []  # bulk waits
         assert store.claim(session, "w1", 5, now + timedelta(seconds=1),
                            timedelta(seconds=1))
+
+
+def test_a_turn_that_fails_sends_the_apology_and_is_not_replayed(fake, runner, sqlite_engine,
+                                                                 texts, monkeypatch):
+    assistant = runner.app.bot_data["assistant"]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in a handler")
+
+    monkeypatch.setattr(assistant.dialogue, "respond", broken)
+    Chat(fake, 2103).send("halo").expect(texts("internal_error").strip()[:30])
+    with make_sessionmaker(sqlite_engine)() as session:
+        pending = session.scalars(select(InboxUpdate).where(
+            InboxUpdate.processed_at.is_(None))).all()
+    assert pending == []  # a replay would only fail again
