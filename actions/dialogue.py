@@ -326,7 +326,9 @@ class Dialogue:
 
     def _form_payload(self, ctx: Context, form: Form, payload: str) -> str:
         if payload.startswith(FORM_PREFIX):
-            if payload not in form.data(ctx).get("offered", ()):
+            offered = form.data(ctx).get("offered")
+            # (A form saved before buttons were recorded has no list: accept its buttons.)
+            if offered is not None and payload not in offered:
                 # A button of an earlier step or an earlier form: never act on the form
                 # that runs now; ask its current question again.
                 ctx.say("form_button_expired")

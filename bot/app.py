@@ -68,7 +68,7 @@ class Assistant:
     # NLU calls run here, apart from the database work, so turns that need no NLU (form
     # steps, buttons, commands) never wait behind a slow NLU.
     nlu_pool: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="nlu"))
+        default_factory=lambda: ThreadPoolExecutor(20, thread_name_prefix="nlu"))
     # Channels whose replies go to the outbox in the turn's own transaction (and are sent
     # by its fast path): a reply is then never lost after the state moved on.
     outbox_channels: frozenset[str] = frozenset()
@@ -153,13 +153,14 @@ class Assistant:
                 return await asyncio.to_thread(self._run, turn, parses, now)
             except NeedParse as need:
                 if need.text in parses:
-                    return self._failed(turn, RuntimeError("NLU parse asked twice"))
+                    return await asyncio.to_thread(self._failed, turn,
+                                                   RuntimeError("NLU parse asked twice"))
                 parses[need.text] = await loop.run_in_executor(
                     self.nlu_pool, self.dialogue.parse, need.text)
             except Exception as exc:
                 delay = next(delays, None) if is_transient(exc) else None
-                if delay is None:
-                    return self._keep_or_fail(turn, exc)
+                if delay is None:  # (queuing the apology is database work: a thread)
+                    return await asyncio.to_thread(self._keep_or_fail, turn, exc)
                 log.warning("turn retried after a database error",
                             extra={"user": user_tag(turn), "error": type(exc).__name__})
                 await asyncio.sleep(delay)
@@ -170,10 +171,13 @@ def build_assistant(settings: Settings, nlu: NLU, engine: Engine | None = None) 
     engine = engine or make_engine(settings.database_url)
     concurrency = settings.nlu_concurrency
     guarded = GuardedNLU(nlu, max_concurrent=concurrency)
+    # One thread for every call the guard admits (in flight or waiting for a slot), so a
+    # call never waits in the executor's own queue, where no time limit applies.
     dialogue = Dialogue(guarded, Responses.load(), threshold=settings.nlu_threshold)
     return Assistant(dialogue=dialogue, sessions=make_sessionmaker(engine),
                      retry=RetryPolicy(budget=settings.turn_retry_seconds),
-                     nlu_pool=ThreadPoolExecutor(concurrency, thread_name_prefix="nlu"))
+                     nlu_pool=ThreadPoolExecutor(concurrency + guarded.max_waiting,
+                                                 thread_name_prefix="nlu"))
 
 
 def make_nlu_client(settings: Settings, url: str) -> NLUClient:

@@ -11,7 +11,7 @@ from bot.settings import Settings
 from bot.telegram_sender import TelegramSender
 from db.engine import make_engine, make_sessionmaker
 from outbox.store import FINAL, Progress
-from outbox.worker import Worker, WorkerConfig, WorkerHealth
+from outbox.worker import PROCESS_PAUSE, Worker, WorkerConfig, WorkerHealth
 
 log = logging.getLogger(__name__)
 REPORT_ORDER = ("sent", "blocked", "failed", "uncertain", "expired", "cancelled")
@@ -39,7 +39,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, until_idle: bool =
     engine = make_engine(settings.database_url)
     sender = TelegramSender(settings.telegram_bot_token, settings.telegram_api_url)
     worker = Worker(make_sessionmaker(engine), sender, worker_config(settings),
-                    health=health)
+                    health=health, pause=PROCESS_PAUSE)
     log.info("outbox worker started",
              extra={"worker": worker.id, "rate": settings.telegram_max_rate})
     try:

@@ -21,6 +21,7 @@ from telegram.ext import Application
 
 from db import inbox
 from db.errors import is_transient
+from outbox import store
 
 log = logging.getLogger(__name__)
 PURGE_SECONDS = 600.0
@@ -45,8 +46,11 @@ class DurablePoller:
         self.purged_at = 0.0  # time.monotonic() of the last purge of old processed updates
 
     def _purge(self) -> int:
+        """Processed updates and delivered replies older than a day (personal data)."""
+        now = datetime.now(UTC)
         with self.sessions.begin() as session:
-            return inbox.purge(session, datetime.now(UTC))
+            return (inbox.purge(session, now)
+                    + store.purge_replies(session, now - inbox.KEEP))
 
     async def purge_now_and_then(self) -> None:
         """Forget processed updates older than a day, at most every PURGE_SECONDS."""
@@ -62,19 +66,26 @@ class DurablePoller:
         with self.sessions.begin() as session:
             return inbox.store(session, rows, datetime.now(UTC))
 
-    def _pending(self) -> list[Update]:
+    def _pending(self, after: int) -> list[Update]:
         with self.sessions() as session:
-            rows = inbox.pending(session)
+            rows = inbox.pending(session, after=after)
             return [Update.de_json(row.payload, self.app.bot) for row in rows if row.payload]
 
     async def replay(self) -> int:
-        """Queue stored updates that were never processed (a crash, an outage), in order."""
-        updates = await asyncio.to_thread(self._pending)
-        for update in updates:
-            await self.app.update_queue.put(update)
-        if updates:
-            log.warning("replaying stored updates", extra={"count": len(updates)})
-        return len(updates)
+        """Queue every stored update that was never processed (a crash, an outage), in
+        order, page by page."""
+        count, after = 0, -1
+        while True:
+            updates = await asyncio.to_thread(self._pending, after)
+            if not updates:
+                break
+            for update in updates:
+                await self.app.update_queue.put(update)
+            count += len(updates)
+            after = updates[-1].update_id
+        if count:
+            log.warning("replaying stored updates", extra={"count": count})
+        return count
 
     async def _store_until_done(self, updates: tuple[Update, ...], stop: asyncio.Event
                                 ) -> list[int] | None:

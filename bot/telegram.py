@@ -21,7 +21,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatAction, MessageLimit
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import Forbidden, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -40,7 +40,7 @@ from bot.polling import DurablePoller
 from bot.render import split_text
 from bot.telegram_sender import TelegramSender
 from outbox import store
-from outbox.worker import Worker, WorkerConfig
+from outbox.worker import PROCESS_PAUSE, Worker, WorkerConfig
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,9 @@ class TelegramChannel:
         typing = asyncio.create_task(self._keep_typing(context, chat_id))
         try:
             await self._handle(context, chat_id, turn, typing)
+        except TurnFailed:  # stopping while the database is away: replayed at next start
+            self._through_core.add(update.update_id)  # (so it is not marked handled)
+            return
         finally:
             typing.cancel()
         if turn.update_id is not None:
@@ -179,6 +182,8 @@ class TelegramChannel:
             try:
                 return await self.assistant.handle_async(turn)
             except TurnFailed:
+                if not context.application.running:
+                    raise  # stopping: the update stays in the inbox for the next start
                 if not told:
                     told = True
                     typing.cancel()
@@ -248,7 +253,9 @@ class TelegramChannel:
     async def on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Answer an inline button press, mark the choice on its message, then reply."""
         query = update.callback_query
-        with contextlib.suppress(BadRequest):
+        # The answer and the mark on the message are cosmetic: a Telegram error there
+        # (even a timeout) must not lose the press itself.
+        with contextlib.suppress(TelegramError):
             await query.answer()
         message = query.message
         if message is not None and getattr(message, "reply_markup", None):
@@ -257,7 +264,7 @@ class TelegramChannel:
                  if b.callback_data == query.data),
                 None,
             )
-            with contextlib.suppress(BadRequest):
+            with contextlib.suppress(TelegramError):
                 if label:
                     await query.edit_message_text(f"{message.text}\n\n➡️ {label}")
                 else:
@@ -297,7 +304,9 @@ async def start_delivery(app: Application) -> None:
     delivery: Worker = app.bot_data["delivery"]
     if app.bot_data.get("delivery_task") is not None:
         return
-    await delivery.db(store.register_worker, delivery.id, datetime.now(UTC))
+    with contextlib.suppress(Exception):  # else run() registers, retrying until it can
+        await delivery.db(store.register_worker, delivery.id, datetime.now(UTC))
+        delivery.registered.set()
     stop = asyncio.Event()
     app.bot_data["delivery_stop"] = stop
     app.bot_data["delivery_task"] = asyncio.create_task(delivery.run(stop))
@@ -334,7 +343,7 @@ def build_application(
     """
     assistant.outbox_channels = assistant.outbox_channels | {CHANNEL}
     delivery = Worker(assistant.sessions, TelegramSender(token, base_url),
-                      WorkerConfig(rate=rate), claiming=False)
+                      WorkerConfig(rate=rate), claiming=False, pause=PROCESS_PAUSE)
     channel = TelegramChannel(assistant, delivery)
     app = (
         ApplicationBuilder()

@@ -51,22 +51,15 @@ def claim(session: Session, update_id: int, now: datetime) -> bool:
     return bool(session.execute(stmt).rowcount)
 
 
-def pending(session: Session, limit: int = 500,
-            older_than: datetime | None = None) -> list[InboxUpdate]:
-    """Stored updates not processed yet, oldest first (to replay after a crash or outage)."""
-    stmt = select(InboxUpdate).where(InboxUpdate.processed_at.is_(None))
+def pending(session: Session, limit: int = 500, older_than: datetime | None = None,
+            after: int = -1) -> list[InboxUpdate]:
+    """Stored updates not processed yet with an id above `after`, oldest first (to replay
+    after a crash or outage, a page at a time)."""
+    stmt = select(InboxUpdate).where(InboxUpdate.processed_at.is_(None),
+                                     InboxUpdate.update_id > after)
     if older_than is not None:
         stmt = stmt.where(InboxUpdate.received_at <= older_than)
     return list(session.scalars(stmt.order_by(InboxUpdate.update_id).limit(limit)))
-
-
-def earlier_pending(session: Session, user_key: str, update_id: int) -> list[InboxUpdate]:
-    """This user's unprocessed updates older than `update_id` (handled first, in order)."""
-    return list(session.scalars(
-        select(InboxUpdate).where(InboxUpdate.user_key == user_key,
-                                  InboxUpdate.processed_at.is_(None),
-                                  InboxUpdate.update_id < update_id)
-        .order_by(InboxUpdate.update_id)))
 
 
 def purge(session: Session, now: datetime) -> int:

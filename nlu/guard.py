@@ -25,9 +25,13 @@ class GuardedNLU:
 
     def __init__(self, inner: _Parser, max_concurrent: int = 4, failures: int = 3,
                  open_seconds: float = 30.0, wait_seconds: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 max_waiting: int | None = None) -> None:
         self.inner = inner
         self.slots = threading.BoundedSemaphore(max_concurrent)
+        # Calls waiting for a slot; beyond this many, a call is refused at once.
+        self.max_waiting = max_concurrent * 4 if max_waiting is None else max_waiting
+        self._waiting = 0
         self.failures = failures
         self.open_seconds = open_seconds
         self.wait_seconds = wait_seconds  # longest wait for a free slot
@@ -67,22 +71,42 @@ class GuardedNLU:
                 log.warning("nlu breaker open", extra={"seconds": self.open_seconds})
 
     def parse(self, text: str) -> Parse:
-        """The parse of `text`; NLUUnavailable at once while the breaker is open or when
-        no slot frees up within `wait_seconds`."""
+        """The parse of `text`; NLUUnavailable at once while the breaker is open or too
+        many calls wait, and after `wait_seconds` without a free slot."""
         if not self._admit():
             raise NLUUnavailable("nlu circuit open")
-        if not self.slots.acquire(timeout=self.wait_seconds):
+        if not self._enter_queue():
+            self._release_probe()
+            raise NLUUnavailable("nlu busy")
+        try:
+            got = self.slots.acquire(timeout=self.wait_seconds)
+        finally:
+            self._leave_queue()
+        if not got:
             self._release_probe()
             raise NLUUnavailable("nlu busy")
         try:
             parse = self.inner.parse(text)
-        except NLUUnavailable:
+        except Exception as exc:  # any failure counts, so a probe never stays stuck
             self._record(False)
-            raise
+            if isinstance(exc, NLUUnavailable):
+                raise
+            raise NLUUnavailable(f"nlu call failed: {type(exc).__name__}") from exc
         finally:
             self.slots.release()
         self._record(True)
         return parse
+
+    def _enter_queue(self) -> bool:
+        with self._lock:
+            if self._waiting >= self.max_waiting:
+                return False
+            self._waiting += 1
+            return True
+
+    def _leave_queue(self) -> None:
+        with self._lock:
+            self._waiting -= 1
 
     def _release_probe(self) -> None:
         with self._lock:

@@ -266,7 +266,13 @@ def start_send(session: Session, item_id: int, worker_id: str, now: datetime,
 
 
 def _locked(session: Session, item_id: int) -> OutboxItem | None:
-    """The row, locked for this transaction (PostgreSQL; SQLite has one writer anyway)."""
+    """The row, locked for this transaction. PostgreSQL: FOR UPDATE. SQLite ignores FOR
+    UPDATE and pysqlite begins a transaction only at the first write, so a no-op UPDATE
+    comes first: it takes the database's write lock, and no other writer (a cancel, a
+    recovery) can change the row between this read and our commit."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(OutboxItem).where(OutboxItem.id == item_id)
+                        .values(id=OutboxItem.id))
     return session.scalars(select(OutboxItem).where(OutboxItem.id == item_id)
                            .with_for_update().execution_options(populate_existing=True)
                            ).one_or_none()
@@ -420,3 +426,17 @@ def cancel_pending(session: Session, message_ids: list[int], reason: str) -> int
     return session.execute(update(OutboxItem).where(
         OutboxItem.message_id.in_(message_ids), OutboxItem.state.in_((PENDING, CLAIMED)))
         .values(state=CANCELLED, error=reason, claimed_by=None, claimed_at=None)).rowcount
+
+
+def purge_replies(session: Session, before: datetime) -> int:
+    """Delete replies created before `before` whose rows are all final: a reply can hold
+    personal data (a registration summary), and once delivered it is not needed."""
+    open_items = exists().where(OutboxItem.message_id == OutboxMessage.id,
+                                OutboxItem.state.not_in(FINAL))
+    ids = session.scalars(select(OutboxMessage.id).where(
+        OutboxMessage.kind == REPLY, OutboxMessage.created_at < before, ~open_items)
+        .limit(5000)).all()
+    if not ids:
+        return 0
+    session.execute(delete(OutboxItem).where(OutboxItem.message_id.in_(ids)))
+    return session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(ids))).rowcount

@@ -42,6 +42,8 @@ IDLE_HORIZON = timedelta(minutes=2)
 # The attempt is recorded this long before its send slot, so the database round trip does
 # not delay (and bunch up) the API calls.
 LEAD_SECONDS = 0.02
+# A send this late for its reserved slot takes a new one instead of firing at once.
+LATE_SECONDS = 0.1
 
 SENT, RETRY_AFTER, BLOCKED, FAILED, RETRY, UNCERTAIN = (
     "sent", "retry_after", "blocked", "failed", "retry", "uncertain")
@@ -86,6 +88,18 @@ class WorkerConfig:
     fast_retry_seconds: float = 10.0
 
 
+class SharedPause:
+    """Telegram's "retry after", shared by the senders of one process (they share the bot
+    token): slots reserved before a 429 are not used while it lasts. Other processes see it
+    through the pacer row (`store.pause`)."""
+
+    def __init__(self) -> None:
+        self.until = 0.0
+
+
+PROCESS_PAUSE = SharedPause()  # the bot process's fast path and worker share this one
+
+
 @dataclass
 class WorkerHealth:
     """Liveness of one worker (and of its supervisor's restarts), for a health check."""
@@ -128,7 +142,8 @@ def error_name(exc: BaseException) -> str:
 class Worker:
     def __init__(self, sessions: sessionmaker[Session], sender: Sender,
                  config: WorkerConfig | None = None, worker_id: str | None = None,
-                 health: WorkerHealth | None = None, claiming: bool = True) -> None:
+                 health: WorkerHealth | None = None, claiming: bool = True,
+                 pause: SharedPause | None = None) -> None:
         self.sessions = sessions
         self.sender = sender
         self.config = config or WorkerConfig()
@@ -136,7 +151,7 @@ class Worker:
         self.health = health or WorkerHealth()
         self.per_chat = timedelta(seconds=self.config.per_chat_seconds)
         self.sending_timeout = timedelta(seconds=self.config.sending_timeout_seconds)
-        self.paused_until = 0.0
+        self.pause = pause or SharedPause()
         self.last_fire = 0.0
         # Reports are looked for only after this worker recorded an outcome (the worker
         # that finishes a message's last row queues its report); recovery counts too.
@@ -148,6 +163,7 @@ class Worker:
         self.stop = asyncio.Event()
         self.sent = 0
         self.claiming = claiming
+        self.registered = asyncio.Event()  # set once the worker row exists (peers see us)
 
     # ------------------------------------------------------------------ db helpers
     def _tx(self, fn, *args):
@@ -233,6 +249,7 @@ class Worker:
             if requeued or uncertain:
                 log.warning("outbox recovered",
                             extra={"requeued": requeued, "uncertain": uncertain})
+            self.registered.set()
             return True
         return False
 
@@ -360,7 +377,7 @@ class Worker:
             limit = asyncio.Semaphore(self.config.max_in_flight)
             for index, item_id in enumerate(item_ids):
                 self.health.loop_at = time.time()  # a long batch is not a stuck loop
-                slot = max(first + index * interval, self.paused_until)
+                slot = max(first + index * interval, self.pause.until)
                 await self._sleep(stop, slot - LEAD_SECONDS - time.time())
                 if stop.is_set():
                     break
@@ -405,11 +422,16 @@ class Worker:
         """Wait out a pause; return when to call the API. The attempt is recorded
         LEAD_SECONDS before that, to absorb the database round trip: only a row recorded
         and not yet answered can be caught mid-send by a crash."""
-        while time.time() < self.paused_until:
-            await asyncio.sleep(self.paused_until - time.time())
+        while time.time() < self.pause.until:
+            await asyncio.sleep(self.pause.until - time.time())
+        interval = 1.0 / self.config.rate
+        if time.time() > slot + LATE_SECONDS:
+            # Late for its slot (a pause, a slow database): sending now could bunch with
+            # other senders' slots, so take a fresh one.
+            slot = await self.db(store.reserve_slots, 1, interval, time.time())
         # This worker's calls are at least one interval apart, so a send delayed (by the
         # database, a pause) does not bunch up with the next ones.
-        fire = max(slot, self.last_fire + 1.0 / self.config.rate, time.time())
+        fire = max(slot, self.last_fire + interval, time.time())
         self.last_fire = fire
         await asyncio.sleep(max(0.0, fire - LEAD_SECONDS - time.time()))
         return fire
@@ -430,7 +452,7 @@ class Worker:
             self.sent += 1
         if outcome.kind == RETRY_AFTER:
             until = time.time() + outcome.retry_after
-            self.paused_until = max(self.paused_until, until)
+            self.pause.until = max(self.pause.until, until)
             with contextlib.suppress(Exception):  # our own pause holds meanwhile
                 await self.db(store.pause, until)
         fn, args = self._outcome_write(item_id, outcome, _now())
@@ -464,6 +486,8 @@ class Worker:
         recorded before and after its call like any row. Returns how many were sent. A
         reply that must be retried is left to the workers (after its backoff)."""
         sent = 0
+        if not self.registered.is_set():  # just started, or the database was away
+            await asyncio.wait_for(self.registered.wait(), timeout=30)
         while not self.stop.is_set():
             item_id = await self.db(store.claim_reply, channel, external_id, self.id, _now())
             if item_id is None:

@@ -50,9 +50,9 @@ class BotRunner:
         await self.poll
         from bot.telegram import stop_delivery
 
-        await stop_delivery(self.app)
-        if self.app.running:
+        if self.app.running:  # the order of bot.telegram.serve
             await self.app.stop()
+        await stop_delivery(self.app)
         await self.app.shutdown()
 
 

@@ -187,3 +187,21 @@ def test_a_turn_that_fails_sends_the_apology_and_is_not_replayed(fake, runner, s
         pending = session.scalars(select(InboxUpdate).where(
             InboxUpdate.processed_at.is_(None))).all()
     assert pending == []  # a replay would only fail again
+
+
+def test_delivered_replies_are_deleted_after_a_day(sqlite_engine):
+    sessions = make_sessionmaker(sqlite_engine)
+    with sessions.begin() as session:
+        (user,) = _users(session, 1)
+        old = enqueue(session, "reply", "Ringkasan: Budi, 0812...", [user], "test")
+        waiting = enqueue(session, "reply", "Belum terkirim", [user], "test")
+        notice = enqueue(session, "status", "Status berubah", [user], "test")
+        for message in (old, waiting, notice):
+            message.created_at = utcnow() - timedelta(days=2)
+        session.execute(OutboxItem.__table__.update()
+                        .where(OutboxItem.message_id.in_([old.id, notice.id]))
+                        .values(state="sent"))
+    with sessions.begin() as session:
+        assert store.purge_replies(session, utcnow() - timedelta(days=1)) == 1
+        left = session.scalars(select(OutboxMessage.text).order_by(OutboxMessage.id)).all()
+    assert left == ["Belum terkirim", "Status berubah"]  # pending and non-reply rows stay

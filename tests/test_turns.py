@@ -210,7 +210,7 @@ def test_stored_updates_are_pending_until_their_turn(sqlite_engine):
     with sessions.begin() as session:
         assert [r.update_id for r in inbox.pending(session)] == [7, 8]
         assert inbox.claim(session, 7, utcnow()) and not inbox.claim(session, 7, utcnow())
-        assert [r.update_id for r in inbox.earlier_pending(session, "5", 9)] == [8]
+        assert [r.update_id for r in inbox.pending(session, after=7)] == [8]
 
 
 # ---------------------------------------------------------------------- database outages
@@ -283,3 +283,55 @@ def test_processed_updates_are_forgotten_after_a_day(sqlite_engine):
     with sessions.begin() as session:
         assert inbox.purge(session, now) == 1
         assert [r.update_id for r in session.scalars(select(InboxUpdate))] == [2, 3]
+
+
+def test_a_slow_nlu_refuses_calls_beyond_its_queue_at_once():
+    """With every slot busy and the queue full, a call is refused at once (the "gangguan"
+    text) instead of waiting in an unbounded queue behind the others."""
+    release = threading.Event()
+
+    class Slow(FakeNLU):
+        def parse(self, text_):
+            release.wait(10)
+            return super().parse(text_)
+
+    guarded = GuardedNLU(Slow(), max_concurrent=2, max_waiting=2, wait_seconds=5)
+    results: list[str] = []
+
+    def call():
+        try:
+            guarded.parse("halo")
+            results.append("ok")
+        except NLUUnavailable:
+            results.append("busy")
+
+    threads = [threading.Thread(target=call) for _ in range(4)]  # 2 in flight, 2 waiting
+    for thread in threads:
+        thread.start()
+    deadline = __import__("time").monotonic() + 5
+    while guarded._waiting < 2 and __import__("time").monotonic() < deadline:
+        threading.Event().wait(0.01)
+    with pytest.raises(NLUUnavailable, match="busy"):
+        guarded.parse("halo")  # the fifth: refused without waiting
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert results.count("ok") == 4
+
+
+def test_a_probe_that_raises_something_else_does_not_keep_the_breaker_open():
+    now = [0.0]
+
+    class Broken(FakeNLU):
+        def parse(self, text_):
+            raise RuntimeError("client closed")
+
+    guarded = GuardedNLU(Broken(), failures=1, open_seconds=30, clock=lambda: now[0])
+    with pytest.raises(NLUUnavailable):
+        guarded.parse("halo")
+    now[0] = 31.0
+    with pytest.raises(NLUUnavailable, match="failed"):
+        guarded.parse("halo")  # the probe fails with another error...
+    now[0] = 62.0
+    guarded.inner = FakeNLU()
+    assert guarded.parse("halo").intent == "greet"  # ...and a later probe still runs
