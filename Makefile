@@ -10,7 +10,7 @@ NLU_PORT ?= 5005
 CHAT_USER ?= 1
 export NLU_PORT
 
-.PHONY: help setup train db chat test run worker nlu-serve nlu-eval nlu-validate nlu-compare bench bench-broadcast lint clean
+.PHONY: help setup train db chat test run worker nlu-serve nlu-eval nlu-validate nlu-compare bench bench-broadcast bench-load lint clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ bench: $(VENV)/.installed ## Benchmarks: KPM import (1M rows, SQLite + PostgreSQ
 
 bench-broadcast: $(VENV)/.installed ## Broadcast to N (10000) via the fake Bot API at 30/s, with a SIGKILL -> results/broadcast.json
 	@$(VENV)/bin/python scripts/bench_broadcast.py --recipients $(or $(N),10000)
+
+bench-load: $(VENV)/.installed ## Load on `prokus run` (fake Bot API, stub NLU): latency, capacity, hung NLU, broadcast -> results/bench-load.json
+	@$(VENV)/bin/python scripts/bench_load.py $(BENCH_LOAD_ARGS)
 
 lint: $(VENV)/.installed ## Lint with ruff
 	@$(VENV)/bin/ruff check .

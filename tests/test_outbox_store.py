@@ -147,3 +147,39 @@ def test_give_back_undoes_an_attempt_that_was_recorded_but_not_made(sessions):
         got = item(sessions, row)
         assert (got.state, got.claimed_by, got.attempts, got.attempted_at) == (
             "pending", None, 0, None)
+
+
+def test_a_cancel_cannot_slip_between_start_sends_check_and_its_commit(sessions,
+                                                                       monkeypatch):
+    """start_send reads the row, then decides: a cancel from another session either
+    happens before (the row is not sent) or waits for the commit (it sees `sending`);
+    it never lands in between, to be overwritten (SQLite ignores FOR UPDATE)."""
+    import threading
+
+    message_id, (item_id,) = setup_rows(sessions, 1)
+    assert tx(sessions, store.claim, "w1", 5, T0 + timedelta(seconds=5),
+              timedelta(seconds=1)) == [item_id]
+    outcome: dict[str, int] = {}
+    original = store._locked
+
+    def locked_then_cancel(session, row_id):
+        row = original(session, row_id)
+
+        def cancel():
+            with sessions.begin() as other:
+                outcome["cancelled"] = store.cancel_pending(other, [message_id], "batal")
+
+        outcome["thread"] = threading.Thread(target=cancel)
+        outcome["thread"].start()
+        outcome["thread"].join(0.5)  # it must wait for our transaction
+        return row
+
+    monkeypatch.setattr(store, "_locked", locked_then_cancel)
+    with sessions.begin() as session:
+        attempt = store.start_send(session, item_id, "w1", T0 + timedelta(seconds=5),
+                                   timedelta(seconds=1))
+    outcome["thread"].join(10)
+    with sessions() as session:
+        state = session.get(OutboxItem, item_id).state
+    assert (attempt is not None, state, outcome["cancelled"]) in (
+        (True, "sending", 0), (False, "cancelled", 1))
