@@ -310,6 +310,14 @@ class Dialogue:
             side = self._side_intent(ctx, text)
             if side:
                 return self._side(ctx, form, side)
+            if ctx.parse is None and form.data(ctx).get("held") != text:
+                # The NLU is away: a question cannot be told from an answer. Ask once;
+                # the same text again is taken as the answer.
+                form.data(ctx)["held"] = text
+                ctx.say("nlu_down_in_form")
+                form.ask(ctx)
+                return "nlu_unavailable"
+        form.data(ctx).pop("held", None)
         invalid = form.answer(ctx, text, None)
         if invalid is not None and not looks_like_data and step not in form.free_text_steps:
             side = self._side_intent(ctx, text)

@@ -24,7 +24,7 @@ class GuardedNLU:
     """Wraps an NLU client; same `parse` interface, raises NLUUnavailable fast."""
 
     def __init__(self, inner: _Parser, max_concurrent: int = 4, failures: int = 3,
-                 open_seconds: float = 30.0, wait_seconds: float = 5.0,
+                 open_seconds: float = 30.0, wait_seconds: float = 2.0,
                  clock: Callable[[], float] = time.monotonic,
                  max_waiting: int | None = None) -> None:
         self.inner = inner
@@ -82,8 +82,8 @@ class GuardedNLU:
             got = self.slots.acquire(timeout=self.wait_seconds)
         finally:
             self._leave_queue()
-        if not got:
-            self._release_probe()
+        if not got:  # every slot held that long: the server is hung or overloaded
+            self._record(False)
             raise NLUUnavailable("nlu busy")
         try:
             parse = self.inner.parse(text)

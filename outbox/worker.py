@@ -43,7 +43,7 @@ IDLE_HORIZON = timedelta(minutes=2)
 # not delay (and bunch up) the API calls.
 LEAD_SECONDS = 0.02
 # A send this late for its reserved slot takes a new one instead of firing at once.
-LATE_SECONDS = 0.1
+LATE_SECONDS = 0.02
 
 SENT, RETRY_AFTER, BLOCKED, FAILED, RETRY, UNCERTAIN = (
     "sent", "retry_after", "blocked", "failed", "retry", "uncertain")
@@ -67,6 +67,9 @@ class Sender(Protocol):
 @dataclass
 class WorkerConfig:
     rate: float = 30.0                 # messages per second, all workers together
+    # Slots are spaced a little wider than 1/rate, so jitter on the way to Telegram does
+    # not put more than `rate` sends into any one-second window at its end.
+    pacing_margin: float = 0.97
     per_chat_seconds: float = 1.0      # at most one message per chat per this
     max_attempts: int = 5              # transient errors, then failed
     max_in_flight: int = 16
@@ -79,7 +82,7 @@ class WorkerConfig:
     stop_grace_seconds: float = 10.0   # after stop, how long an outcome is still retried
     # Bulk sends reserve slots only while the shared pacer is less than this far ahead, so
     # replies (which reserve at once) never queue behind more than this much bulk.
-    bulk_ahead_seconds: float = 0.25
+    bulk_ahead_seconds: float = 0.1
     # A reply is the fast path's to send (right after its turn); the worker takes it only
     # when it has waited this long (a crash, a retry after an error).
     reply_grace_seconds: float = 3.0
@@ -164,6 +167,11 @@ class Worker:
         self.sent = 0
         self.claiming = claiming
         self.registered = asyncio.Event()  # set once the worker row exists (peers see us)
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two sends of all senders together."""
+        return 1.0 / (self.config.rate * self.config.pacing_margin)
 
     # ------------------------------------------------------------------ db helpers
     def _tx(self, fn, *args):
@@ -365,7 +373,7 @@ class Worker:
         self.holding.update(item_ids)
         started = 0
         try:
-            interval = 1.0 / self.config.rate
+            interval = self.interval
             first = await self.db(store.reserve_slots, len(item_ids), interval, time.time(),
                                   self.config.bulk_ahead_seconds)
             if first is None:  # replies use the budget now: give the rows back, wait
@@ -424,7 +432,7 @@ class Worker:
         and not yet answered can be caught mid-send by a crash."""
         while time.time() < self.pause.until:
             await asyncio.sleep(self.pause.until - time.time())
-        interval = 1.0 / self.config.rate
+        interval = self.interval
         if time.time() > slot + LATE_SECONDS:
             # Late for its slot (a pause, a slow database): sending now could bunch with
             # other senders' slots, so take a fresh one.
@@ -494,7 +502,7 @@ class Worker:
                 return sent
             self.holding.add(item_id)
             try:
-                slot = await self.db(store.reserve_slots, 1, 1.0 / self.config.rate,
+                slot = await self.db(store.reserve_slots, 1, self.interval,
                                      time.time())
             except BaseException:
                 self.holding.discard(item_id)

@@ -335,3 +335,20 @@ def test_a_probe_that_raises_something_else_does_not_keep_the_breaker_open():
     now[0] = 62.0
     guarded.inner = FakeNLU()
     assert guarded.parse("halo").intent == "greet"  # ...and a later probe still runs
+
+
+def test_with_the_nlu_down_a_question_at_a_free_text_step_is_not_stored(chat, texts):
+    """The NLU cannot tell a question from an answer while it is down: the step is asked
+    again once, and the same text sent again is taken as the answer."""
+    chat.send("/daftar").send("ya").send(BUDI).send("budi santoso").send("ya")
+    chat.send("081234567890").send("Kabupaten Bogor").send("Cibinong").send("Pakansari")
+    chat.send("kuliner")
+    assert _form(chat)["step"] == "description"
+    chat.bot.dialogue.nlu.down = True
+    question = "bagaimana kalau usaha saya jualan online?"
+    chat.send(question)
+    assert texts("nlu_down_in_form").strip() in chat.text
+    assert _form(chat)["step"] == "description" and "description" not in _form(chat)["values"]
+    chat.send(question)  # it was the answer after all
+    assert _form(chat)["step"] == "months"
+    assert _form(chat)["values"]["description"].startswith("bagaimana")
