@@ -67,9 +67,9 @@ class Sender(Protocol):
 @dataclass
 class WorkerConfig:
     rate: float = 30.0                 # messages per second, all workers together
-    # Slots are spaced a little wider than 1/rate, so jitter on the way to Telegram does
+    # Slots are spaced 7% wider than 1/rate, so jitter on the way to Telegram does
     # not put more than `rate` sends into any one-second window at its end.
-    pacing_margin: float = 0.97
+    pacing_margin: float = 0.93
     per_chat_seconds: float = 1.0      # at most one message per chat per this
     max_attempts: int = 5              # transient errors, then failed
     max_in_flight: int = 16
