@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -16,10 +17,74 @@ from domain import regions
 from nlu.client import Parse
 
 WIB = ZoneInfo("Asia/Jakarta")
-YES_WORDS = {"ya", "iya", "iyaa", "y", "yes", "setuju", "saya setuju", "boleh", "ok", "oke",
-             "baik", "lanjut", "nggih", "muhun", "siap", "mau", "betul", "benar"}
-NO_WORDS = {"tidak", "tdk", "nggak", "ngga", "gak", "ga", "gk", "enggak", "engga", "no",
-            "jangan", "tidak setuju", "ndak", "mboten", "moal", "belum", "tidak mau"}
+# Short yes/no answers, also Javanese, Sundanese, Betawi and slang (compared after
+# `_yes_no_form`: lowercase, no punctuation or emoji, repeated letters squeezed).
+YES_WORDS = {
+    "ya", "iya", "iyaa", "iyah", "iye", "iyo", "y", "yes", "yup", "yups", "yoi", "yo",
+    "setuju", "saya setuju", "sy setuju", "aku setuju", "boleh", "ok", "oke", "okey", "okay",
+    "baik", "lanjut", "lanjutkan", "mau", "saya mau", "betul", "benar", "bener", "sip", "siap",
+    "gas", "gaskan", "silakan", "silahkan", "tentu", "pasti", "sudah benar",
+    "nggih", "enggih", "inggih", "injih", "leres", "hooh", "ho oh", "monggo", "mangga",
+    "muhun", "sumuhun", "enya", "heeh", "he eh",
+}
+NO_WORDS = {
+    "tidak", "tdk", "nggak", "ngga", "gak", "ga", "gk", "g", "enggak", "engga", "ndak", "nda",
+    "no", "nope", "jangan", "belum", "blm", "tidak mau", "gak mau", "ga mau", "gk mau",
+    "nggak mau", "ngga mau", "enggak mau", "gamau", "tidak setuju", "ga setuju", "gak setuju",
+    "tidak dulu", "gak dulu", "ga dulu", "nggak dulu", "ngga dulu", "belum dulu",
+    "nanti", "nanti saja", "nanti aja", "ntar", "ntar aja", "entar", "entar aja", "nanti dulu",
+    "lain kali", "lain kali saja", "lain waktu", "ga usah", "gak usah", "tidak usah",
+    "nggak usah", "gausah", "mboten", "ora", "ora usah", "emoh", "wegah", "henteu", "teu",
+    "moal", "embung", "alim", "kagak", "kaga", "ogah",
+}
+# Words that may follow a yes or no without changing it: "iya kak", "ngga dulu deh".
+POLITE_TAILS = {
+    "kak", "ka", "kakak", "bu", "buk", "pak", "mas", "mbak", "mba", "teh", "kang", "min",
+    "admin", "deh", "dah", "aja", "saja", "ya", "dong", "sih", "lah", "nih", "dulu", "ah",
+    "mah", "atuh", "wae", "mawon", "kok", "terima kasih", "makasih", "trims", "sudah", "udah",
+}
+_NOT_WORD = re.compile(r"[^\w\s]|_")
+_REPEATS = re.compile(r"(\w)\1+")
+
+
+def _yes_no_form(text: str) -> str:
+    """Lowercase words without punctuation or emoji, each run of one letter squeezed to one
+    ("Iyaaa!!" -> "iya", "he'eh" -> "heh", "nggak" -> "ngak"): both sides compare alike."""
+    text = _NOT_WORD.sub(" ", text.casefold().replace("'", "").replace("’", ""))
+    return " ".join(_REPEATS.sub(r"\1", text).split())
+
+
+def _forms(words: set[str]) -> frozenset[str]:
+    return frozenset(_yes_no_form(w) for w in words)
+
+
+_YES, _NO, _TAILS = _forms(YES_WORDS), _forms(NO_WORDS), _forms(POLITE_TAILS)
+MAX_YES_NO_WORDS = 6
+
+
+def short_yes_no(text: str | None) -> str | None:
+    """"affirm" or "deny" for a short answer: a yes or no word (or phrase) first, then only
+    more of the same or polite words ("iya kak", "ngga dulu deh", "ya kak 🙏"); None for
+    anything else, such as a sentence that merely contains one of the words."""
+    words = _yes_no_form(text or "").split()
+    if not words or len(words) > MAX_YES_NO_WORDS:
+        return None
+    found: set[str] = set()
+    i, first = 0, True
+    while i < len(words):
+        for size in range(min(3, len(words) - i), 0, -1):
+            phrase = " ".join(words[i:i + size])
+            kind = ("affirm" if phrase in _YES else "deny" if phrase in _NO else None)
+            if kind and (first or phrase not in _TAILS):
+                found.add(kind)
+                break
+            if not first and phrase in _TAILS:
+                break
+        else:
+            return None
+        i, first = i + size, False
+    return found.pop() if len(found) == 1 else None
+
 
 # The main menu: intents offered as buttons (payload "/intent", label "label/<intent>").
 MAIN_MENU: tuple[str, ...] = (
@@ -76,11 +141,9 @@ class Context:
 
     def yes_no(self, text: str | None) -> str | None:
         """"affirm", "deny" or None, from common words first, then the NLU."""
-        lowered = (text or "").casefold().strip(" .!")
-        if lowered in YES_WORDS:
-            return "affirm"
-        if lowered in NO_WORDS:
-            return "deny"
+        word = short_yes_no(text)
+        if word is not None:
+            return word
         parse = self.parse_text(text) if text else None
         if parse and parse.intent in ("affirm", "deny") and parse.confidence >= 0.6:
             return parse.intent

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -85,6 +86,76 @@ QUESTION_WORDS = {"apa", "apakah", "bagaimana", "gimana", "gmn", "gmana", "bgmn"
 def looks_like_question(text: str) -> bool:
     words = set(text.casefold().replace("?", " ? ").split())
     return "?" in words or bool(words & QUESTION_WORDS)
+
+
+# What is never taken as the answer at a free-text step. Only whole words count ("Sukamana"
+# is a village, "mana" is a question word).
+_WORD = re.compile(r"[a-z']+")
+# Interrogatives that real answers do not start or end with; slang ones anywhere.
+INTERROGATIVES = {"apa", "apakah", "bagaimana", "bagaimanakah", "berapa", "kapan", "siapa",
+                  "dimana", "mana", "kenapa", "mengapa", "bisakah", "bolehkah", "gimana"}
+SLANG_INTERROGATIVES = {"gmn", "gmana", "gmna", "bgmn", "gimana", "gimn", "brp", "kpn", "knp",
+                        "tanya", "nanya", "bertanya"}
+# Words that may close a question after its question word ("gmn ya kak").
+PARTICLES = {"ya", "yah", "yaa", "sih", "dong", "deh", "nih", "kah", "tuh", "kak", "min",
+             "bu", "pak", "mas", "mbak", "gan"}
+GREETINGS = {"halo", "hallo", "haloo", "hai", "hay", "haii", "hi", "hii", "hello",
+             "helo", "hey", "hei", "assalamualaikum", "assalamu'alaikum", "asalamualaikum",
+             "assalamualaikom", "assalammualaikum", "asslm", "askum", "salam", "pagi", "siang",
+             "sore", "malam", "permisi", "punten", "sampurasun", "misi", "p", "ping",
+             "swastiastu", "shalom", "tes", "test"}
+# Words that may come with a greeting ("selamat pagi kak", "assalamualaikum wr wb").
+GREETING_EXTRAS = PARTICLES | {"selamat", "met", "wr", "wb", "warahmatullahi", "wabarakatuh",
+                               "kakak", "ka", "admin", "mimin", "ibu", "bapak", "mba", "bang",
+                               "sis", "bro", "semua", "teh", "akang", "kang", "om", "juga",
+                               "dek", "adik", "bos", "all", "sobat", "yang", "baik", "ini"}
+# Going back one step; starting the form again; words that only move on.
+BACK_WORDS = {"kembali", "balik", "sebelumnya", "mundur", "back", "kembali dulu",
+              "balik dulu", "mundur dulu", "langkah sebelumnya", "ke langkah sebelumnya",
+              "kembali ke langkah sebelumnya", "kembali ke sebelumnya", "balik lagi",
+              "pertanyaan sebelumnya", "sebelumnya aja", "kembali aja", "balik aja"}
+RESTART_WORDS = {"ulang", "ulangi", "mulai ulang", "mulai lagi", "ulang dari awal",
+                 "mulai dari awal", "dari awal", "ulang lagi", "restart", "reset"}
+NAV_WORDS = {"lanjut", "lanjutkan", "next", "skip", "lewati", "lewat", "selanjutnya",
+             "terus", "oke lanjut", "ok lanjut", "lanjut aja", "lanjut kak", "lanjut dong",
+             "berikutnya", "langkah berikutnya"}
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.casefold().replace("’", "'"))
+
+
+def _plain(text: str) -> str:
+    """Lower case, single spaces, no punctuation around: for matching short commands."""
+    return " ".join(_words(text))
+
+
+def is_greeting(text: str) -> bool:
+    """"halo", "pagi kak", "assalamualaikum wr wb": a greeting and nothing else."""
+    if any(ch.isdigit() for ch in text):
+        return False
+    words = _words(text)
+    return bool(words) and any(w in GREETINGS for w in words) and all(
+        w in GREETINGS or w in GREETING_EXTRAS for w in words)
+
+
+def is_question(text: str) -> bool:
+    """A message phrased as a question: a "?", a slang question word anywhere, or a
+    question word that starts or ends it ("pendaftaran sy yg kemarin gmn") unless every
+    word is capitalised like a name ("Siapa Saja")."""
+    if "?" in text:
+        return True
+    words = _words(text)
+    if not words:
+        return False
+    if set(words) & SLANG_INTERROGATIVES:
+        return True
+    typed = text.split()
+    if len(typed) > 1 and all(w[:1].isupper() for w in typed):
+        return False  # "Siapa Saja", "Mana Jaya": written as a name, not asked
+    while len(words) > 1 and words[-1] in PARTICLES:
+        words.pop()
+    return words[0] in INTERROGATIVES or words[-1] in INTERROGATIVES
 
 
 def is_cancel(text: str) -> bool:
@@ -180,6 +251,7 @@ class Dialogue:
         # A form button is accepted while its form stays at the step that offered it.
         form = ctx.state.get("form")
         if form is not None:
+            Form.touch(ctx)
             offered = {b.payload for r in ctx.replies for b in r.buttons
                        if b.payload.startswith(FORM_PREFIX)}
             if form.get("offered_at") != form.get("step"):
@@ -302,21 +374,49 @@ class Dialogue:
             return "cancel"
         if text.casefold() in MENU_WORDS:
             return self._side(ctx, form, "menu")
+        plain = _plain(text)
+        if plain in BACK_WORDS:
+            if not form.back(ctx):
+                ctx.say("form_no_previous")
+                form.ask(ctx)
+                return "back_first"
+            return "back"
+        if plain in RESTART_WORDS:
+            self._resume_offer(ctx)
+            return "resume_offer"
+        if form.paused(ctx):
+            return self._restate(ctx, form)
         step = form.step(ctx)
         if step in form.verbatim_steps:
             return self._checked(ctx, form, form.answer(ctx, text, None))
+        if is_greeting(text):
+            ctx.say("form_greeting")
+            form.ask(ctx)
+            return "greeting"
         looks_like_data = sum(ch.isdigit() for ch in text) >= 6
-        if step in form.free_text_steps and not looks_like_data and looks_like_question(text):
-            side = self._side_intent(ctx, text)
-            if side:
-                return self._side(ctx, form, side)
-            if ctx.parse is None and form.data(ctx).get("held") != text:
-                # The NLU is away: a question cannot be told from an answer. Ask once;
-                # the same text again is taken as the answer.
-                form.data(ctx)["held"] = text
-                ctx.say("nlu_down_in_form")
+        if step in form.free_text_steps and not looks_like_data:
+            if plain in NAV_WORDS:
+                ctx.say("form_needs_answer")
                 form.ask(ctx)
-                return "nlu_unavailable"
+                return "navigation"
+            question = is_question(text) and step not in form.question_ok_steps
+            if question or looks_like_question(text):
+                side = self._side_intent(ctx, text)
+                if side:
+                    return self._side(ctx, form, side)
+                if ctx.parse is None and form.data(ctx).get("held") != text:
+                    # The NLU is away: a question cannot be told from an answer. Ask once;
+                    # the same text again is taken as the answer.
+                    form.data(ctx)["held"] = text
+                    ctx.say("nlu_down_in_form")
+                    form.ask(ctx)
+                    return "nlu_unavailable"
+                if ctx.parse is not None and question:
+                    # A question the NLU cannot answer is never stored as an answer.
+                    form.data(ctx).pop("held", None)
+                    ctx.say("form_question_unclear")
+                    form.ask(ctx)
+                    return "question_unclear"
         form.data(ctx).pop("held", None)
         invalid = form.answer(ctx, text, None)
         if invalid is not None and not looks_like_data and step not in form.free_text_steps:
@@ -324,6 +424,27 @@ class Dialogue:
             if side:
                 return self._side(ctx, form, side)
         return self._checked(ctx, form, invalid)
+
+    def _resume_offer(self, ctx: Context) -> None:
+        ctx.say("form_resume_offer", buttons=self._resume_buttons())
+
+    def _resume_buttons(self) -> tuple[Button, ...]:
+        return (Button(self.texts("form_resume"), f"{FORM_PREFIX}resume"),
+                Button(self.texts("form_restart"), f"{FORM_PREFIX}restart"),
+                Button(self.texts("form_stop"), f"{FORM_PREFIX}stop"))
+
+    def _restate(self, ctx: Context, form: Form) -> str:
+        """After a pause, say where the user is (the step's question) with Lanjutkan /
+        Mulai ulang / Batal, instead of taking this message as an answer."""
+        before = len(ctx.replies)
+        form.ask(ctx)
+        if "form" not in ctx.state:  # asking found the form could not go on (it said why)
+            return "form"
+        question = "\n".join(r.text for r in ctx.replies[before:])
+        del ctx.replies[before:]
+        ctx.say("form_paused", form=self.texts(f"form_name/{form.name}"), question=question,
+                buttons=self._resume_buttons())
+        return "paused"
 
     @staticmethod
     def _checked(ctx: Context, form: Form, invalid: Invalid | None) -> str:
@@ -359,11 +480,7 @@ class Dialogue:
             form.cancel(ctx)
             return "cancel"
         if intent == "start":
-            ctx.say("form_resume_offer", buttons=(
-                Button(self.texts("form_resume"), f"{FORM_PREFIX}resume"),
-                Button(self.texts("form_restart"), f"{FORM_PREFIX}restart"),
-                Button(self.texts("form_stop"), f"{FORM_PREFIX}stop"),
-            ))
+            self._resume_offer(ctx)
             return "resume_offer"
         if intent in form.intents:  # asked to start what is already running
             form.ask(ctx)
@@ -387,6 +504,13 @@ class Dialogue:
             form.cancel(ctx)
             return "cancel"
         ctx.intent = intent
+        if intent == "menu":
+            # The menu, with a first button that takes the user back into the form.
+            label = self.texts("form_resume_named",
+                               form=self.texts(f"form_name/{form.name}"))
+            ctx.say("form_menu", form=self.texts(f"form_name/{form.name}"),
+                    buttons=(Button(label, f"{FORM_PREFIX}resume"), *ctx.main_menu()))
+            return "menu"
         if intent == "unknown_command":
             ctx.say("unknown_command")
         elif faq.is_faq(intent) or intent in self.handlers and not self._starts_form(intent):

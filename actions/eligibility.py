@@ -5,38 +5,117 @@ every lookup is audited, and each user may check at most 5 NIKs an hour."""
 from __future__ import annotations
 
 from datetime import date
+from functools import cache
+from pathlib import Path
 
 from actions.context import Context
-from actions.forms import FORM_PREFIX, Invalid
+from actions.forms import FORM_PREFIX, Form, Invalid
 from actions.identity import NikForm
 from actions.types import Button, Reply
 from db.models import Kpm
-from domain import eligibility
+from domain import business, eligibility
 from domain import nik as nik_rules
 
+LEXICON_PATH = Path(__file__).with_name("business_lexicon.yml")
+OTHER = "lainnya"  # a business the lexicon knows that fits none of the seven fields
+MAX_PLAIN_REFUSALS = 1  # after this many refusals the step explains with an example
 
-def sector_buttons(ctx: Context) -> tuple[Button, ...]:
+
+@cache
+def lexicon() -> business.Lexicon:
+    """The everyday business words (business_lexicon.yml), read once."""
+    return business.Lexicon.load(LEXICON_PATH)
+
+
+def sector_buttons(ctx: Context, unsure: bool = False) -> tuple[Button, ...]:
+    """The seven fields and "no business yet"; with `unsure`, also "let a petugas judge"."""
     fields = tuple(Button(ctx.texts(f"sector/{s}"), f"{FORM_PREFIX}sector:{s}")
                    for s in eligibility.SECTORS)
     none = Button(ctx.texts(f"sector/{eligibility.NO_BUSINESS}"),
                   f"{FORM_PREFIX}sector:{eligibility.NO_BUSINESS}")
-    return fields + (none,)
+    if not unsure:
+        return fields + (none,)
+    review = Button(ctx.texts("sector_review_button"), f"{FORM_PREFIX}sector:{eligibility.REVIEW}")
+    return fields + (review, none)
 
 
 def sector_from_text(ctx: Context, text: str) -> str | None:
-    """A business field from typed words: a field label, or the NLU's business_sector."""
-    lowered = text.casefold()
+    """A business field from typed words: a field label, the lexicon of everyday words, then
+    the NLU's business_sector. Also NO_BUSINESS, REVIEW ("not sure"), OTHER (a business that
+    fits none of the fields) or None (not understood)."""
+    lowered = text.casefold().strip(" .!")
     for sector in (*eligibility.SECTORS, eligibility.NO_BUSINESS):
         if lowered == ctx.texts(f"sector/{sector}").casefold():
             return sector
-    if lowered in {"belum", "belum ada", "tidak ada", "gak ada", "nggak punya", "belum punya"}:
+    if lowered == ctx.texts("sector_review_button").casefold():
+        return eligibility.REVIEW
+    if lowered in NO_BUSINESS_WORDS:
         return eligibility.NO_BUSINESS
+    found = lexicon().match(text)
+    if found is not None:
+        return found.category
     parse = ctx.parse_text(text)
     value = parse.entity("business_sector") if parse else None
     return value if value in eligibility.SECTORS else None
 
 
-class EligibilityForm(NikForm):
+NO_BUSINESS_WORDS = {"belum", "belum ada", "tidak ada", "gak ada", "nggak punya", "belum punya",
+                     "ga ada", "nggak ada", "ngga ada", "tidak punya", "gak punya", "ga punya",
+                     "blm", "blm ada", "blm punya", "belom", "belom ada", "teu acan", "durung"}
+
+
+def choose_sector(form: Form, ctx: Context, text: str | None,
+                  payload: str | None) -> str | Invalid | None:
+    """The business step of the check and the registration: the chosen value, or None after
+    a refusal (said here, with the buttons again), or Invalid for a message that reads as a
+    question (the core may answer it on the side; else `refuse_sector` runs).
+
+    The words at this step are answers, not questions: they never go to a FAQ unless the
+    message is phrased as a question and is not a business the lexicon knows."""
+    prefix = f"{FORM_PREFIX}sector:"
+    if payload is not None:
+        sector = payload.removeprefix(prefix) if payload.startswith(prefix) else None
+        if sector in CHOICES:
+            return sector
+        refuse_sector(form, ctx, "sector_unclear")
+        return None
+    sector = sector_from_text(ctx, text or "")
+    if sector in CHOICES:
+        return sector
+    if sector == OTHER:
+        refuse_sector(form, ctx, "sector_other")
+        return None
+    from actions.dialogue import looks_like_question  # (the core imports this module)
+
+    if looks_like_question(text or ""):
+        return Invalid("sector_unclear", {})
+    refuse_sector(form, ctx, "sector_unclear")
+    return None
+
+
+def refuse_sector(form: Form, ctx: Context, key: str) -> None:
+    """Say why the answer was not taken and show the buttons again, with "Belum yakin"."""
+    tries = form.data(ctx)["tries"]
+    tries["business"] = tries.get("business", 0) + 1
+    if key == "sector_unclear" and tries["business"] > MAX_PLAIN_REFUSALS:
+        key = "sector_unclear_again"
+    ctx.say(key, buttons=sector_buttons(ctx, unsure=True))
+
+
+class BusinessStep(Form):
+    """Mixed into the forms with a "business" step: its refusals always show the buttons."""
+
+    def reject(self, ctx: Context, invalid: Invalid) -> None:
+        if self.step(ctx) == "business":
+            refuse_sector(self, ctx, invalid.key)
+            return
+        super().reject(ctx, invalid)
+
+
+CHOICES = (*eligibility.SECTORS, eligibility.NO_BUSINESS, eligibility.REVIEW)
+
+
+class EligibilityForm(BusinessStep, NikForm):
     name = "eligibility"
     consent_key = "eligibility_consent"
     no_consent_key = "eligibility_no_consent"
@@ -70,13 +149,11 @@ class EligibilityForm(NikForm):
         return None
 
     def _business(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
-        prefix = f"{FORM_PREFIX}sector:"
-        sector = payload.removeprefix(prefix) if payload and payload.startswith(prefix) else (
-            sector_from_text(ctx, text) if text else None)
-        if sector not in (*eligibility.SECTORS, eligibility.NO_BUSINESS):
-            return Invalid("sector_unclear", {})
-        self.result(ctx, sector)
-        return None
+        sector = choose_sector(self, ctx, text, payload)
+        if isinstance(sector, str):
+            self.result(ctx, sector)
+            return None
+        return sector
 
     def result(self, ctx: Context, sector: str) -> None:
         """Show each criterion with ✅ or ❌ and a plain reason, then the next step."""
@@ -85,8 +162,8 @@ class EligibilityForm(NikForm):
         criteria = eligibility.evaluate(values["status"], born, sector, ctx.today)
         lines = [ctx.texts("eligibility_result_title")]
         for criterion in criteria:
-            mark = "✅" if criterion.ok else "❌"
-            state = "ok" if criterion.ok else "fail"
+            mark = "⏳" if criterion.review else ("✅" if criterion.ok else "❌")
+            state = "review" if criterion.review else ("ok" if criterion.ok else "fail")
             shown = dict(criterion.values)
             if "sector" in shown:
                 shown["sector"] = ctx.texts(f"sector/{shown['sector']}")
@@ -95,7 +172,10 @@ class EligibilityForm(NikForm):
             lines.append(ctx.texts("nik_date_warning"))
         self.finish(ctx)
         ctx.replies.append(Reply("\n".join(lines)))
-        if eligibility.eligible(criteria):
+        if eligibility.eligible(criteria) and eligibility.needs_review(criteria):
+            ctx.say("eligibility_pass_review", buttons=(ctx.button("register_prokus"),
+                                                        ctx.button("faq/business_sectors")))
+        elif eligibility.eligible(criteria):
             ctx.say("eligibility_pass", buttons=(ctx.button("register_prokus"),
                                                  ctx.button("faq/benefits")))
         else:

@@ -5,11 +5,19 @@ The dialogue core gives an active form each turn first. A form step either takes
 answer, or the core treats the message as cancel or a side question (answered, then the
 step is asked again). After two failed tries on one step the form explains the step with
 an example and asks whether to go on or stop.
+
+Every form keeps the steps it went through (`history`), so "kembali" goes back one step
+at any step of any form. Going back to a step forgets what was collected at that step and
+after it: the user answers those steps again, so nothing stays from a path left behind (in
+a NIK form, going back to the NIK step or before restarts the identity part: a name proven
+for one NIK is never kept with another NIK; going back to the name step proves it again).
+The time of the last turn (`at`) tells the core when the user comes back after a pause.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from actions.context import Context
@@ -18,6 +26,10 @@ from actions.types import Button, Contact
 # Payloads of form buttons start with this; they never reach the NLU.
 FORM_PREFIX = "/form:"
 MAX_TRIES = 2
+# After this long without a message, the form says where the user is before it takes the
+# next message as an answer.
+PAUSE = timedelta(minutes=30)
+MAX_HISTORY = 40  # steps remembered for "kembali"
 
 
 @dataclass
@@ -36,6 +48,9 @@ class Form:
     intents: frozenset[str] = frozenset()  # intents that start this form
     steps: tuple[str, ...] = ()
     free_text_steps: frozenset[str] = frozenset()  # answers that could look like questions
+    # Free-text steps whose answer may itself be phrased as a question (a session topic such
+    # as "Bagaimana mencatat kas?"); at the others a question is never taken as the answer.
+    question_ok_steps: frozenset[str] = frozenset()
     verbatim_steps: frozenset[str] = frozenset()  # any text is the answer (a message to send)
 
     # --- state helpers
@@ -48,12 +63,58 @@ class Form:
 
     def start(self, ctx: Context) -> None:
         """Begin the form at its first step."""
-        ctx.state["form"] = {"name": self.name, "step": self.steps[0], "values": {}, "tries": {}}
+        ctx.state["form"] = {"name": self.name, "step": self.steps[0], "values": {}, "tries": {},
+                             "history": [], "step_keys": []}
         self.ask(ctx)
 
     def goto(self, ctx: Context, step: str) -> None:
-        self.data(ctx)["step"] = step
+        """Move to `step` and ask it; the step left behind is remembered for "kembali"."""
+        data = self.data(ctx)
+        if step != data["step"]:
+            # The values held when the step left behind was asked (before its answer).
+            arrived = data.get("step_keys", sorted(data["values"]))
+            history = data.setdefault("history", [])
+            history.append({"step": data["step"], "keys": arrived})
+            del history[:-MAX_HISTORY]  # changing fields again and again stays small
+            data["step_keys"] = sorted(data["values"])
+        data["step"] = step
         self.ask(ctx)
+
+    def back(self, ctx: Context) -> bool:
+        """Go back to the previous step and ask it again (with its buttons), forgetting what
+        was collected from that step on; False (nothing changed) at the first step."""
+        data = self.data(ctx)
+        history = data.get("history") or []
+        if not history:
+            return False
+        previous = history.pop()
+        keep = set(previous["keys"])
+        data["values"] = {k: v for k, v in data["values"].items() if k in keep}
+        data["step"], data["step_keys"] = previous["step"], previous["keys"]
+        data["tries"] = {}
+        data.pop("held", None)
+        self.on_back(ctx)
+        self.ask(ctx)
+        return True
+
+    def on_back(self, ctx: Context) -> None:
+        """Forget per-step choices a form keeps outside its values (subclasses)."""
+
+    # --- pauses
+    @staticmethod
+    def touch(ctx: Context) -> None:
+        """Remember when the user last spoke to the form."""
+        ctx.state["form"]["at"] = ctx.now.isoformat()
+
+    def paused(self, ctx: Context) -> bool:
+        """True when the last turn of this form was more than PAUSE ago."""
+        at = self.data(ctx).get("at")
+        if not isinstance(at, str):
+            return False
+        try:
+            return ctx.now - datetime.fromisoformat(at) > PAUSE
+        except (TypeError, ValueError):  # unreadable, or a time without its zone
+            return False
 
     def finish(self, ctx: Context) -> None:
         """End the form and forget what it collected."""

@@ -2,12 +2,23 @@
 eligibility check, registration and the status lookup.
 
 The reply never tells a stranger whether a NIK exists: an unknown NIK and a name that does
-not match look the same. Every lookup is audited with the NIK masked, and each account may
-look up at most LOOKUPS_PER_HOUR NIKs an hour (all features together).
+not match look the same, also while retrying. Every lookup is audited with the NIK masked,
+and each account may look up at most LOOKUPS_PER_HOUR NIKs an hour (all features together).
+
+The name may be typed NAME_TRIES times for one NIK in one form (names are compared by the
+rule in domain/names.py). The first try is the lookup that counts toward the hourly limit
+(audited as "nik_lookup"); the retries on the same NIK are audited as "nik_lookup_retry" and
+do not count again, so a stranger still probes at most LOOKUPS_PER_HOUR NIKs an hour, with
+NAME_TRIES names each. A new NIK, or the same one typed again, is a new lookup.
+
+At the NIK step, "lupa NIK" / "nanti sy cari dulu" ends the form with a friendly pause, and
+"nik itu apa" explains what a NIK is and asks again, both without the NLU.
 """
 
 from __future__ import annotations
 
+import itertools
+import re
 from datetime import timedelta
 
 from actions.context import Context
@@ -20,6 +31,52 @@ from domain import nik as nik_rules
 
 LOOKUPS_PER_HOUR = 5
 LOOKUP_ACTION = "nik_lookup"
+RETRY_ACTION = "nik_lookup_retry"
+NAME_TRIES = 3
+# The command that starts each NIK form again, named in the pause text.
+FORM_COMMANDS = {"eligibility": "/cek", "registration": "/daftar", "status": "/status"}
+
+# At the NIK step: "lupa nik", "sy gk hafal nik", "nik sy ga tau" (a pause) and "nik itu apa"
+# (a question). Compared on lowercase words with repeated letters squeezed ("tauu" = "tau").
+_NOT_LETTER = re.compile(r"[^a-z?\s]")
+_REPEATS = re.compile(r"([a-z])\1+")
+
+
+def _squeeze(word: str) -> str:
+    return _REPEATS.sub(r"\1", word)
+
+
+def _squeezed(words: str) -> frozenset[str]:
+    return frozenset(_squeeze(w) for w in words.split())
+
+
+_NEGATIONS = _squeezed("ga gak gk g nggak ngga enggak engga tidak tdk ndak nda belum blm kagak "
+                       "kaga ora mboten teu henteu tak")
+_KNOWING = _squeezed("hafal hapal apal tau tahu ingat inget bawa pegang nemu ketemu")
+_PAUSE_WORDS = _squeezed("lupa nanti ntar entar ntr hilang ketinggalan gatau gtau gatahu "
+                         "gaktau gktau nggatau gahafal gakhafal gkhafal")
+_WHAT_WORDS = _squeezed("apa apaan apakah maksud maksudnya arti artinya gimana gmn bagaimana "
+                        "dimana mana liat lihat liatnya lihatnya carinya ?")
+
+
+def _words(text: str) -> list[str]:
+    """Lowercase words (and "?"), each run of one letter squeezed ("tauu" -> "tau")."""
+    return _squeeze(_NOT_LETTER.sub(" ", text.casefold()).replace("?", " ? ")).split()
+
+
+def asks_what_nik(text: str) -> bool:
+    """"nik itu apa", "apa itu NIK?", "nik liat dimana": a question about the NIK itself."""
+    words = _words(text)
+    return ("nik" in words or "nomor induk" in " ".join(words)) and bool(
+        set(words) & _WHAT_WORDS)
+
+
+def nik_pause(text: str) -> bool:
+    """"lupa nik", "sy gk hafal nik", "nanti sy cari dulu", "nik sy ga tau": not now."""
+    words = _words(text)
+    if set(words) & _PAUSE_WORDS or {"cari", "dulu"} <= set(words):
+        return True
+    return any(w in _NEGATIONS and nxt in _KNOWING for w, nxt in itertools.pairwise(words))
 
 
 def actor(ctx: Context) -> str:
@@ -31,12 +88,14 @@ def rate_limited(ctx: Context) -> bool:
     return repo.count_recent(ctx.session, actor(ctx), LOOKUP_ACTION, since) >= LOOKUPS_PER_HOUR
 
 
-def verify(ctx: Context, nik: str, typed_name: str, purpose: str) -> Kpm | None:
-    """The registry record when NIK and name match, else None; the lookup is audited."""
+def verify(ctx: Context, nik: str, typed_name: str, purpose: str,
+           action: str = LOOKUP_ACTION) -> Kpm | None:
+    """The registry record when NIK and name match, else None; the lookup is audited (as
+    `action`: LOOKUP_ACTION counts toward the hourly limit, RETRY_ACTION does not)."""
     kpm = repo.find_kpm(ctx.session, nik)
     matched = kpm is not None and names.same_person(typed_name, kpm.nama)
     outcome = "verified" if matched else ("name_mismatch" if kpm else "not_found")
-    repo.audit(ctx.session, actor(ctx), LOOKUP_ACTION, outcome, subject=nik_rules.mask(nik),
+    repo.audit(ctx.session, actor(ctx), action, outcome, subject=nik_rules.mask(nik),
                detail={"purpose": purpose}, at=ctx.now)
     return kpm if matched else None
 
@@ -78,28 +137,55 @@ class NikForm(Form):
 
     def identify(self, ctx: Context, text: str | None) -> Kpm | Invalid | None:
         """Check the typed full name with the NIK against the registry. Returns the record,
-        Invalid for a name that cannot be one, or None after ending the form with a reply
-        (limit reached, or not verified: the same reply for an unknown NIK and a wrong
-        name)."""
-        if not text or not names.plausible(text):
+        Invalid for a name that cannot be one, or None after replying: a polite retry (up
+        to NAME_TRIES names per NIK, one lookup), or the form ended (limit reached, or not
+        verified). An unknown NIK and a wrong name get the same replies at every try."""
+        if not text or not names.plausible(names.without_lead_ins(text)):
             return Invalid("name_invalid", {})
-        nik = self.data(ctx)["values"]["nik"]
-        if rate_limited(ctx):
-            self.finish(ctx)
-            ctx.say("nik_rate_limited", buttons=ctx.main_menu())
-            return None
-        kpm = verify(ctx, nik, text, purpose=self.name)
-        if kpm is None:
+        data = self.data(ctx)
+        nik = data["values"]["nik"]
+        lookup = data.get("lookup")
+        retry = (isinstance(lookup, dict) and lookup.get("nik") == nik
+                 and 0 < lookup.get("tries", 0) < NAME_TRIES)
+        if not retry:
+            if rate_limited(ctx):
+                self.finish(ctx)
+                ctx.say("nik_rate_limited", buttons=ctx.main_menu())
+                return None
+            lookup = {"nik": nik, "tries": 0}
+        assert isinstance(lookup, dict)
+        kpm = verify(ctx, nik, text, purpose=self.name,
+                     action=RETRY_ACTION if retry else LOOKUP_ACTION)
+        if kpm is not None:
+            data.pop("lookup", None)
+            return kpm
+        lookup["tries"] += 1
+        if lookup["tries"] >= NAME_TRIES:
             self.finish(ctx)
             ctx.say("eligibility_not_verified", buttons=(
                 ctx.button(self.retry_intent), ctx.button("human_handoff")))
-        return kpm
+            return None
+        data["lookup"] = lookup
+        ctx.say("name_retry", left=NAME_TRIES - lookup["tries"])
+        return None
 
     def _nik(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
         try:
             parsed = nik_rules.parse(text or "")
         except nik_rules.NikError as error:
+            if text and sum(ch.isdigit() for ch in text) < 6:
+                if asks_what_nik(text):
+                    ctx.say("nik_what")
+                    self.ask(ctx)
+                    return None
+                if nik_pause(text):
+                    self.finish(ctx)
+                    ctx.say("nik_pause", command=FORM_COMMANDS.get(self.name, "/start"),
+                            buttons=ctx.main_menu())
+                    return None
             return Invalid(error.key, error.values)
-        self.data(ctx)["values"]["nik"] = parsed.value
+        data = self.data(ctx)
+        data.pop("lookup", None)  # a NIK typed (again) is a new lookup
+        data["values"]["nik"] = parsed.value
         self.goto(ctx, "name")
         return None

@@ -203,6 +203,7 @@ class NewSessionForm(MentorForm):
     intents = frozenset({"mentor_new_session"})
     steps = ("date", "time", "place", "topic", "confirm")
     free_text_steps = frozenset({"place", "topic"})
+    question_ok_steps = frozenset({"topic"})  # "bagaimana mencatat kas" is a topic
 
     def start_of(self, ctx: Context, mentor: Mentor) -> datetime:
         values = self.data(ctx)["values"]
@@ -278,6 +279,7 @@ class EditSessionForm(_SessionForm):
     intents = frozenset({"mentor_edit_session"})
     steps = ("pick", "field", "value", "confirm")
     free_text_steps = frozenset({"value"})
+    question_ok_steps = frozenset({"value"})  # a new topic may be phrased as a question
     FIELDS = ("date", "time", "place", "topic")
 
     def ask(self, ctx: Context) -> None:

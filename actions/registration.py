@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import date
 
 from actions.context import WIB, Context
-from actions.eligibility import sector_buttons, sector_from_text
+from actions.eligibility import BusinessStep, choose_sector, sector_buttons
 from actions.forms import FORM_PREFIX, Invalid
 from actions.identity import NikForm, actor
 from actions.types import Button, Contact, Reply
@@ -51,7 +51,7 @@ def nik_birth_date(nik: str, today: date) -> date | None:
     return max(candidates) if candidates else None
 
 
-class RegistrationForm(NikForm):
+class RegistrationForm(BusinessStep, NikForm):
     name = "registration"
     consent_key = "registration_consent"
     no_consent_key = "registration_no_consent"
@@ -63,6 +63,11 @@ class RegistrationForm(NikForm):
 
     def values(self, ctx: Context) -> dict:
         return self.data(ctx)["values"]
+
+    def on_back(self, ctx: Context) -> None:
+        """Going back leaves a change from the summary, and offers the NIK's date again."""
+        self.data(ctx).pop("editing", None)
+        self.data(ctx).pop("typing_date", None)
 
     def advance(self, ctx: Context) -> None:
         """Go to the next step, or back to the summary when the user was changing a field."""
@@ -225,15 +230,15 @@ class RegistrationForm(NikForm):
         return self._place(ctx, text)
 
     def _business(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
-        prefix = f"{FORM_PREFIX}sector:"
-        sector = payload.removeprefix(prefix) if payload and payload.startswith(prefix) else (
-            sector_from_text(ctx, text) if text else None)
+        sector = choose_sector(self, ctx, text, payload)
+        if not isinstance(sector, str):
+            return sector
         if sector == eligibility.NO_BUSINESS:
             self.finish(ctx)
             self._not_eligible(ctx, [eligibility.Criterion("business", False, {})])
             return None
-        if sector not in eligibility.SECTORS:
-            return Invalid("sector_unclear", {})
+        if sector == eligibility.REVIEW:  # registered as it is; a petugas judges the field
+            ctx.say("sector_review_note")
         self.values(ctx)["business"] = sector
         self.advance(ctx)
         return None
@@ -248,9 +253,9 @@ class RegistrationForm(NikForm):
         return None
 
     def _months(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
-        duration = rules.parse_months(text or "")
+        duration = rules.parse_months(text or "", ctx.today)
         if duration.months is None:
-            return Invalid(duration.key or "months_unreadable", {})
+            return Invalid(duration.key or "months_unreadable", dict(duration.values))
         self.values(ctx)["months"] = duration.months
         self.advance(ctx)
         return None

@@ -1,5 +1,6 @@
-"""Dates as Indonesians write them: "12-03-1990", "12/3/90", "12 Maret 1990", "12 mar 1990";
-and dates written back in Indonesian ("12 Maret 1990", "Sabtu, 28 November 2026")."""
+"""Dates as Indonesians write them: "12-03-1990", "12/3/90", "12 Maret 1990", "12 mar 1990",
+"1990-03-12", "120390", "tgl 12 bln 3 thn 1990"; and dates written back in Indonesian
+("12 Maret 1990", "Sabtu, 28 November 2026")."""
 
 from __future__ import annotations
 
@@ -22,7 +23,11 @@ _MONTH_WORDS = {
 }
 _NUMERIC = re.compile(r"^([0-9]{1,2})[\s./-]+([0-9]{1,2})[\s./-]+([0-9]{2}|[0-9]{4})$")
 _WORDS = re.compile(r"^([0-9]{1,2})[\s./-]*([a-z]+)[\s./-]*([0-9]{2}|[0-9]{4})$")
-_COMPACT = re.compile(r"^([0-9]{2})([0-9]{2})([0-9]{4})$")  # 12031990
+_COMPACT = re.compile(r"^([0-9]{2})([0-9]{2})([0-9]{4}|[0-9]{2})$")  # 12031990, 120390
+_ISO = re.compile(r"^([0-9]{4})[./-]([0-9]{1,2})[./-]([0-9]{1,2})$")  # 1990-03-12
+# Words around or inside a date that carry nothing: "tgl lahir sy 12 bln 3 thn 1990".
+_FILLERS = re.compile(r"\b(?:tanggal|tgl|tg|lahir|lhr|ttl|saya|sy|aku|pada|bulan|bln|bl|tahun|"
+                      r"thn|th)\b\.?")
 
 
 class DateError(ValueError):
@@ -31,6 +36,11 @@ class DateError(ValueError):
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.key = key
+
+
+def month_number(word: str) -> int | None:
+    """1-12 for a month word people type ("maret", "mar", "agt"), else None."""
+    return _MONTH_WORDS.get(word.casefold())
 
 
 def _year(text: str, today: date) -> int:
@@ -42,9 +52,13 @@ def _year(text: str, today: date) -> int:
 
 def parse_birth_date(text: str, today: date) -> date:
     """Read a birth date; it must be a real date, in the past, and not absurdly old."""
-    value = " ".join(fold_digits(text).casefold().replace(",", " ").split())
+    value = fold_digits(text).casefold().replace(",", " ").replace(":", " ")
+    value = " ".join(_FILLERS.sub(" ", value).split()).strip(" .")
     match = _NUMERIC.match(value) or _COMPACT.match(value)
-    if match:
+    iso = _ISO.match(value)
+    if iso:
+        day, month, year = int(iso[3]), int(iso[2]), int(iso[1])
+    elif match:
         day, month, year = int(match[1]), int(match[2]), _year(match[3], today)
     else:
         match = _WORDS.match(value)

@@ -14,6 +14,9 @@ SECTORS: tuple[str, ...] = (
     "budi_daya_pertanian", "agrowisata",
 )
 NO_BUSINESS = "belum_ada"
+# "Not sure": the business fits none of the seven fields clearly, a petugas judges it when
+# the registration is verified. It does not block the check or the registration.
+REVIEW = "perlu_dinilai"
 
 
 def age_on(born: date, today: date) -> int:
@@ -24,11 +27,13 @@ def age_on(born: date, today: date) -> int:
 
 @dataclass(frozen=True)
 class Criterion:
-    """One rule: `key` names it in responses.yml, `ok` says whether it is met."""
+    """One rule: `key` names it in responses.yml, `ok` says whether it is met (or does not
+    block), `review` that a petugas decides it later (shown as "to be assessed")."""
 
     key: str
     ok: bool
     values: dict[str, object]
+    review: bool = False
 
 
 def evaluate(status_pkh: str, born: date, sector: str | None, today: date) -> list[Criterion]:
@@ -37,9 +42,15 @@ def evaluate(status_pkh: str, born: date, sector: str | None, today: date) -> li
     return [
         Criterion("graduated", status_pkh == "graduasi", {}),
         Criterion("under_40", age < MAX_AGE_EXCLUSIVE, {"age": age}),
-        Criterion("business", sector in SECTORS, {"sector": sector or NO_BUSINESS}),
+        Criterion("business", sector in SECTORS or sector == REVIEW,
+                  {"sector": sector or NO_BUSINESS}, review=sector == REVIEW),
     ]
 
 
 def eligible(criteria: list[Criterion]) -> bool:
     return all(c.ok for c in criteria)
+
+
+def needs_review(criteria: list[Criterion]) -> bool:
+    """True when a criterion is left to a petugas (the business field "not sure")."""
+    return any(c.review for c in criteria)

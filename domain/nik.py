@@ -18,6 +18,12 @@ PROVINCES = frozenset(
      61, 62, 63, 64, 65, 71, 72, 73, 74, 75, 76, 81, 82, 91, 92, 93, 94, 95, 96]
 )
 _SEPARATORS = re.compile(r"[\s.\-]")
+# Words people put before a NIK: "nik sy 3201...", "NIK: 3201...", "no ktp saya 3201...".
+_LEAD_IN = re.compile(
+    r"^(?:(?:ini|itu)\s+)?(?:(?:no|nomor|nomer|nmr)\b\.?\s*)?"
+    r"(?:(?:nik|ktp|e-?ktp|nik\s+ktp|nomor\s+induk\s+kependudukan)(?:nya)?\b\.?\s*)"
+    r"(?:(?:sy|saya|aku|ku|gw|gue)\b\s*)?(?:(?:adalah|yaitu|yakni)\b)?\s*[:=]?\s*",
+    re.IGNORECASE)
 
 
 class NikError(ValueError):
@@ -56,10 +62,17 @@ class Nik:
         return f"{self.value[:4]}********{self.value[-4:]}"
 
 
+def strip_lead_in(text: str) -> str:
+    """The text without a lead-in such as "nik sy", "NIK:" or "no ktp saya" before it."""
+    value = text.strip()
+    rest = _LEAD_IN.sub("", value, count=1)
+    return rest if rest[:1].isdigit() else value
+
+
 def clean(text: str) -> str:
-    """Drop the spaces, dots and dashes people type inside a NIK; digits of any script
-    become ASCII (see domain.numbers)."""
-    return _SEPARATORS.sub("", fold_digits(text.strip()))
+    """Drop a lead-in ("nik saya"), then the spaces, dots and dashes people type inside a
+    NIK; digits of any script become ASCII (see domain.numbers)."""
+    return _SEPARATORS.sub("", strip_lead_in(fold_digits(text.strip())))
 
 
 def parse(text: str) -> Nik:

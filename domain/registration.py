@@ -4,8 +4,10 @@ checks on the free-text answers (places, business description, months running)."
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 
+from domain.dates import month_number
 from domain.numbers import fold_digits, is_ascii_digits
 
 # Status lifecycle: an operator verifies the data, then accepts or rejects.
@@ -28,15 +30,29 @@ MONTHS_MAX = 600
 AMOUNT_DIGITS = 4  # "9999 bulan" is still read (and refused as too many); longer is not
 
 _PLACE = re.compile(r"^[A-Za-z][A-Za-z .'\-/()]*$")
-_MONTH_WORDS = {"sebulan": 1, "setahun": 12, "satu": 1, "dua": 2, "tiga": 3, "empat": 4,
-                "lima": 5, "enam": 6, "tujuh": 7, "delapan": 8, "sembilan": 9, "sepuluh": 10,
-                "sebelas": 11, "dua belas": 12, "setengah": 0.5}
-_DURATION = re.compile(r"^(?:sudah\s+|udah\s+|sdh\s+|kurang lebih\s+|sekitar\s+|±\s*)?"
-                       r"([0-9]+(?:[.,][0-9]+)?|[a-z]+(?: belas)?)?\s*"
-                       r"(bulan|bln|bl|tahun|thn|th|minggu|mgg)?(?:an)?(?:\s+lalu)?$")
-_YEARS_AND_MONTHS = re.compile(r"^(?:sudah\s+|udah\s+|sdh\s+)?([0-9]+)\s*(?:tahun|thn|th)\s*"
-                               r"(?:dan\s+|lebih\s+)?([0-9]+)\s*(?:bulan|bln|bl)$")
-
+# Number words in durations ("dua tahun", "satu setengah tahun", "dua belas bulan").
+_NUMBER_WORDS = {"nol": 0, "satu": 1, "dua": 2, "tiga": 3, "empat": 4, "lima": 5, "enam": 6,
+                 "tujuh": 7, "delapan": 8, "sembilan": 9, "sepuluh": 10, "sebelas": 11}
+# Units; "setahun", "sebulan", "seminggu" are one of a unit.
+_UNITS = {"tahun": "y", "taun": "y", "thn": "y", "th": "y", "thun": "y", "tahunan": "y",
+          "thnan": "y", "year": "y", "years": "y",
+          "bulan": "m", "bln": "m", "bl": "m", "bulanan": "m", "blnan": "m", "bulan an": "m",
+          "month": "m", "months": "m",
+          "minggu": "w", "mgg": "w", "mg": "w", "mingguan": "w", "pekan": "w",
+          "hari": "d", "hr": "d"}
+_ONE_OF = {"setahun": "y", "sebulan": "m", "seminggu": "w", "sehari": "d", "sepekan": "w"}
+_MONTHS_PER = {"y": 12.0, "m": 1.0}
+# Words around a duration that do not change it ("sudah", "baru", "setahun lebih").
+_FILLERS = {"sudah", "udah", "udh", "sdh", "dah", "baru", "sekitar", "kurang", "lebih", "kira",
+            "kira-kira", "kira2", "kurleb", "hampir", "lalu", "yang", "yg", "ini", "jalan",
+            "berjalan", "usaha", "usahanya", "saya", "sy", "dan", "an", "±", "+", "lamanya",
+            "selama", "sampai", "skrg", "sekarang", "kurang-lebih", "kl", "lbh", "lbih", "sktr",
+            "ada", "kak", "bu", "pak", "dari", "lbh dari"}
+_SINCE = re.compile(r"^(?:sudah\s+|udah\s+|sdh\s+)?(?:sejak|dari|mulai|semenjak|dr)\s+"
+                    r"(?:(?:tahun|thn|th)\s+)?(?:([a-z]+)\s+)?([0-9]{4})$")
+_YEAR_ONLY = re.compile(r"^(?:19|20)[0-9]{2}$")
+_UNDER_A_MONTH = re.compile(r"^(?:kurang dari|belum(?: ada)?|blm(?: ada)?)\s+"
+                            r"(?:sebulan|1 bulan|satu bulan|1 bln)$")
 
 class StatusChangeError(ValueError):
     pass
@@ -83,6 +99,7 @@ def clean_description(text: str) -> str | None:
 class Duration:
     months: int | None
     key: str | None = None  # the hint when months is None
+    values: dict[str, str] = field(default_factory=dict)  # what fills the hint
 
 
 def _amount(text: str) -> float | None:
@@ -96,39 +113,97 @@ def _amount(text: str) -> float | None:
     return float(f"{whole}.{fraction or 0}")
 
 
-def parse_months(text: str) -> Duration:
-    """How long the business has run, in months: "8", "8 bulan", "2 tahun", "1,5 thn",
-    "setahun", "dua tahun", "3 minggu" (under a month -> 0)."""
+def _too_long(token: str) -> bool:
+    whole = token.replace(",", ".").partition(".")[0]
+    return is_ascii_digits(whole) and len(whole) > AMOUNT_DIGITS
+
+
+def _since(match: re.Match[str], today: date | None) -> Duration:
+    """"sejak 2020", "dari maret 2024": whole months from then until today."""
+    if today is None:
+        return Duration(None, "months_unreadable")
+    year = int(match[2])
+    month = month_number(match[1]) if match[1] else today.month
+    if month is None or year > today.year or (year, month) > (today.year, today.month):
+        return Duration(None, "months_unreadable")
+    months = (today.year - year) * 12 + today.month - month
+    return Duration(months) if months <= MONTHS_MAX else Duration(None, "months_too_many")
+
+
+def _tokens(value: str) -> list[str]:
+    """Words, with numbers split from units written together ("3thn", "1,5tahun")."""
+    value = re.sub(r"([0-9])([a-z])", r"\1 \2", value)
+    value = re.sub(r"([a-z±])([0-9])", r"\1 \2", value)
+    words = value.replace("-an", " an").split()
+    out: list[str] = []
+    for word in words:
+        if word == "belas" and out and out[-1] in _NUMBER_WORDS:
+            out[-1] = str(_NUMBER_WORDS[out[-1]] + 10)
+        elif word == "puluh" and out and out[-1] in _NUMBER_WORDS:
+            out[-1] = str(_NUMBER_WORDS[out[-1]] * 10)
+        else:
+            out.append(word)
+    return out
+
+
+def parse_months(text: str, today: date | None = None) -> Duration:
+    """How long the business has run, in months: "8 bulan", "2 tahun", "1,5 thn", "3 taun",
+    "setahun lebih", "baru 3 bln", "satu setengah tahun", "1 tahun 3 bulan", "3 minggu"
+    (under a month -> 0), "sejak 2020" (needs `today`). A bare number other than 0 ("3")
+    asks for the unit: key "months_unit" with the number."""
     value = " ".join(fold_digits(text).casefold().strip(" .!").split())
-    both = _YEARS_AND_MONTHS.match(value)
-    if both:
-        if len(both[1]) > AMOUNT_DIGITS or len(both[2]) > AMOUNT_DIGITS:
-            return Duration(None, "months_too_many")
-        months = int(both[1]) * 12 + int(both[2])
-        return Duration(months) if months <= MONTHS_MAX else Duration(None, "months_too_many")
-    match = _DURATION.match(value)
-    if not match or not match[1]:
-        return Duration(None, "months_unreadable")
-    amount_text, unit = match[1], match[2] or "bulan"
-    if amount_text in ("sebulan", "setahun"):
-        amount, unit = 1.0, ("bulan" if amount_text == "sebulan" else "tahun")
-    elif amount_text in _MONTH_WORDS:
-        amount = float(_MONTH_WORDS[amount_text])
-    elif amount_text[:1].isalpha():
-        return Duration(None, "months_unreadable")
-    else:
-        read = _amount(amount_text)
-        if read is None:
-            whole = amount_text.replace(",", ".").partition(".")[0]
-            return Duration(None, "months_too_many" if len(whole) > AMOUNT_DIGITS
+    if _UNDER_A_MONTH.match(value):
+        return Duration(0)
+    since = _SINCE.match(value)
+    if since:
+        return _since(since, today)
+    if today is not None and _YEAR_ONLY.match(value) and int(value) <= today.year:
+        return _since(_SINCE.match(f"sejak {value}"), today)  # type: ignore[arg-type]
+    total, pending, units = 0.0, None, 0
+    for token in _tokens(value):
+        if token in _FILLERS:
+            continue
+        if token in _ONE_OF:
+            if pending is not None:
+                return Duration(None, "months_unreadable")
+            pending, token = 1.0, {"y": "tahun", "m": "bulan", "w": "minggu",
+                                   "d": "hari"}[_ONE_OF[token]]
+        if token in _UNITS:
+            if pending is None:
+                return Duration(None, "months_unreadable")
+            unit = _UNITS[token]
+            if unit in _MONTHS_PER:
+                total += pending * _MONTHS_PER[unit]
+            elif unit == "w":
+                total += pending // 4
+            else:
+                total += pending // 30
+            pending, units = None, units + 1
+            continue
+        if token in ("setengah", "½"):
+            pending = (pending or 0.0) + 0.5
+            continue
+        if pending is not None:
+            return Duration(None, "months_unreadable")
+        if token in _NUMBER_WORDS:
+            pending = float(_NUMBER_WORDS[token])
+            continue
+        amount = _amount(token)
+        if amount is None:
+            return Duration(None, "months_too_many" if _too_long(token)
                             else "months_unreadable")
-        amount = read
-    if unit.startswith("t"):
-        months = round(amount * 12)
-    elif unit.startswith("m"):
-        months = int(amount // 4)
-    else:
-        months = round(amount)
+        pending = amount
+    if pending is not None:
+        if units:  # "1 tahun 3": the rest is months
+            total += pending
+        elif pending == 0:
+            return Duration(0)
+        else:
+            shown = f"{pending:g}".replace(".", ",")
+            return Duration(None, "months_unit", {"n": shown})
+    elif not units:
+        return Duration(None, "months_unreadable")
+    months = round(total)
     if months > MONTHS_MAX:
         return Duration(None, "months_too_many")
     return Duration(months)

@@ -279,7 +279,7 @@ CHECKS: dict[str, Callable[[Any], bool]] = {
     "kabupaten": lambda v: bool(PLACE_RE.match(v)) and len(v) <= rules.PLACE_MAX,
     "kecamatan": lambda v: bool(PLACE_RE.match(v)) and len(v) <= rules.PLACE_MAX,
     "desa": lambda v: bool(PLACE_RE.match(v)) and len(v) <= rules.PLACE_MAX,
-    "business": lambda v: v in eligibility.SECTORS,
+    "business": lambda v: v in eligibility.SECTORS or v == eligibility.REVIEW,
     "description": lambda v: rules.DESCRIPTION_MIN <= len(v) <= rules.DESCRIPTION_MAX,
     "months": lambda v: type(v) is int and 0 <= v <= rules.MONTHS_MAX,
     "session": lambda v: type(v) is int and 0 < v < 2**31,

@@ -93,9 +93,55 @@ def test_phone_numbers(raw, expected):
 
 
 def test_names():
-    assert names.same_person("budi santoso", "Contoh Budi Santoso (FIKTIF)") is False
+    # One left-out part when two match: the demo's "Contoh" may be left out (issue 12).
+    assert names.same_person("budi santoso", "Contoh Budi Santoso (FIKTIF)")
     assert names.same_person("Contoh Budi Santoso", "Contoh Budi Santoso (FIKTIF)")
     assert names.same_person("SITI  AMINAH", "Siti Aminah")
     assert names.same_person("Siti Aminnah", "Siti Aminah")  # one typo
     assert not names.same_person("Siti Rahayu", "Siti Aminah")
     assert names.plausible("Siti Aminah") and not names.plausible("1234 5678")
+
+
+RIZKI = "Muhammad Rizki Ramadhan"
+
+
+@pytest.mark.parametrize("typed,registered", [
+    ("M. Rizki Ramadhan", RIZKI), ("M Rizki Ramadhan", RIZKI), ("Moh. Rizki Ramadhan", RIZKI),
+    ("Muhamad Rizki Ramadhan", RIZKI),  # a spelling of Muhammad, not a typo
+    ("Rizki Ramadhan", RIZKI), ("Muhammad Ramadhan", RIZKI),  # one part left out
+    ("muhammad rizki ramadan", RIZKI), ("Muhammad Rizki Ramdhan", RIZKI),  # one typo
+    ("Muhamad Rizki Ramadan", RIZKI), ("Muhammad Rizik Ramadhan", RIZKI),  # swapped letters
+    ("nama saya Muhammad Rizki Ramadhan", RIZKI), ("namaku m. rizki ramadhan", RIZKI),
+    ("Nama sy: Siti Aminah", "Siti Aminah"), ("bu siti aminah", "Siti Aminah"),
+    ("Ibu Siti Aminah kak", "Siti Aminah"), ("pak budi santoso", "Budi Santoso"),
+    ("saya Budi Santoso", "Budi Santoso"), ("BUDI   SANTOSO", "Budi Santoso"),
+    ("Siti Nuraini", "Siti Nur Aini"), ("Siti Nur Aini", "Siti Nuraini"),  # spacing
+    ("Jose Maruf", "José Ma'ruf"), ("Mas Joko", "Mas Joko"), ("Sukarno", "Sukarno"),
+    ("ibu Suharti", "Suharti"),
+])
+def test_agreed_partial_matches(typed, registered):
+    assert names.same_person(typed, registered)
+
+
+@pytest.mark.parametrize("typed,registered", [
+    ("Muhammad Rizki", RIZKI),  # the last part is never left out
+    ("Muhammad Rizki R.", RIZKI),  # ...nor given as an initial
+    ("Rizky Ramadhan", RIZKI),  # a left-out part and a typo
+    ("Muhammad Rizki Pratama", RIZKI), ("Muhammad Fajar Ramadhan", RIZKI),  # another person
+    ("Ahmad Rizki Ramadhan", RIZKI), ("M. R. Ramadhan", RIZKI), ("Rizki", RIZKI),
+    ("Muhammad Rizky Ramadan", RIZKI),  # two typos
+    ("Muhammad Rizki Ramadhan Putra", RIZKI),  # an extra part
+    ("Budi S", "Budi Santoso"), ("B. Santoso", "Budi Santoso"), ("Budi", "Budi Santoso"),
+    ("Santoso", "Budi Santoso"), ("Budi Susanto", "Budi Santoso"),
+    ("Agus Widodo", "Agus Wibowo"), ("Rini Marlina", "Rina Marlina"),  # short parts: exact
+    ("Siti Aminah", "Siti Aminah Putri"), ("Siti Rahma", "Nur Siti Aminah"),
+    ("Suhartini", "Suharti"), ("nama saya", "Siti Aminah"), ("", "Siti Aminah"),
+])
+def test_a_different_name_does_not_pass(typed, registered):
+    assert not names.same_person(typed, registered)
+
+
+def test_lead_ins_are_stripped_before_the_plausibility_check():
+    assert names.without_lead_ins("Nama saya: Budi Santoso!") == "Budi Santoso"
+    assert names.without_lead_ins("nama sy bu Siti.") == "Siti"
+    assert names.without_lead_ins("nama saya") == ""

@@ -8,9 +8,12 @@ import pytest
 from sqlalchemy import select
 
 from actions.context import WIB
+from actions.identity import NAME_TRIES
 from actions.types import Contact, Turn
-from db.models import AuditLog, Conversation
-from tests.chat_helpers import Chat, make_bot
+from db import repo
+from db.engine import make_sessionmaker
+from db.models import AuditLog, Conversation, User
+from tests.chat_helpers import TODAY, Chat, make_bot
 
 
 def check(bot, nik, name, sector_label="Kuliner", user="50"):
@@ -114,21 +117,31 @@ def test_lookups_are_audited_with_masked_nik_only(bot, sqlite_engine):
     assert not any("3201051203900001" in s for s in states), "the NIK is forgotten after the check"
 
 
+def not_verified(bot, nik, user="50"):
+    """A lookup that fails: every try at the name step used (issue 12: NAME_TRIES)."""
+    chat = Chat(bot, user).send("/cek").send("ya").send(nik)
+    for _ in range(NAME_TRIES):
+        chat.send("Joko Susilo")
+    return chat
+
+
 def test_at_most_five_nik_checks_per_hour(bot, texts, clock):
     for _ in range(5):
-        check(bot, "3201051203909999", "Siapa Saja", sector_label=None)
+        not_verified(bot, "3201051203909999")
     assert Chat(bot).send("/cek").text == texts("nik_rate_limited")
     assert Chat(bot, user="70").send("/cek").text == texts("eligibility_consent"), "per user"
     clock.now = datetime(2026, 11, 28, 11, 1, tzinfo=WIB)
     assert Chat(bot).send("/cek").text == texts("eligibility_consent"), "an hour later"
 
 
-def test_limit_also_holds_for_a_form_started_before_it_was_reached(bot, texts):
-    Chat(bot).send("/cek").send("ya").send("3201051203909999")  # paused at the name step
-    for _ in range(5):
-        check(bot, "3201051203909999", "Siapa Saja", sector_label=None)
-    # Five more lookups happened meanwhile (the form above was restarted by /cek each time).
-    assert Chat(bot).send("/cek").text == texts("nik_rate_limited")
+def test_limit_also_holds_for_a_form_started_before_it_was_reached(bot, texts, sqlite_engine):
+    chat = Chat(bot).send("/cek").send("ya").send("3201051203909999")  # paused at the name step
+    with make_sessionmaker(sqlite_engine).begin() as session:  # five lookups meanwhile
+        user_id = session.scalars(select(User.id)).one()
+        for _ in range(5):
+            repo.audit(session, f"user:{user_id}", "nik_lookup", "not_found",
+                       subject="3201********9998", at=TODAY)
+    assert chat.send("Budi Santoso").text == texts("nik_rate_limited")
 
 
 def test_no_consent_means_no_nik_question(bot, texts, sqlite_engine):

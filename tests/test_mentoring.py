@@ -477,3 +477,9 @@ def test_a_mentor_message_keeps_its_lines(team, sessions, texts):
     chat.press(texts("registration_submit"))
     (row,) = {r.text for r in outbox(sessions, "broadcast")}
     assert row.endswith("Halo semua,\nBesok bawa buku kas.\n\nTerima kasih")
+
+
+def test_a_topic_phrased_as_a_question_is_taken_as_the_topic(team, texts):
+    chat = new_session(team, local_day(3), "09.00", topic="bagaimana mencatat kas harian?")
+    assert texts("form_question_unclear").strip() not in chat.text
+    assert "bagaimana mencatat kas harian?" in chat.text  # shown in the confirmation
