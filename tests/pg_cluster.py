@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -76,3 +77,22 @@ class PgCluster:
         subprocess.run([*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.data),
                         "-m", "immediate", "-w", "stop"], capture_output=True, timeout=60)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def private_cluster() -> Iterator[PgCluster]:
+    """Yield a started throw-away cluster, removed afterwards (for a pytest fixture). Without
+    the server binaries: skip, or fail under PROKUS_REQUIRE_POSTGRES=1."""
+    import pytest
+
+    bin_dir = pg_bin_dir()
+    if bin_dir is None:
+        reason = "PostgreSQL server binaries (initdb, pg_ctl) are not installed"
+        if os.environ.get("PROKUS_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason + " (PROKUS_REQUIRE_POSTGRES=1)")
+        pytest.skip(reason)
+    cluster = PgCluster(bin_dir).init()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.remove()

@@ -22,7 +22,7 @@ from db.migrate import upgrade
 from db.models import Conversation, InboxUpdate
 from nlu.client import Parse
 from tests.chat_helpers import TODAY, Clock, load_registry, make_nlu
-from tests.pg_cluster import PgCluster, pg_bin_dir
+from tests.pg_cluster import PgCluster, private_cluster
 from tests.telegram_harness import BotRunner, Chat
 
 pytestmark = pytest.mark.postgres
@@ -33,18 +33,7 @@ BUDI = "3201051203900001"
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[PgCluster]:
     """A throw-away PostgreSQL cluster this module may stop and start."""
-    bin_dir = pg_bin_dir()
-    if bin_dir is None:
-        reason = "PostgreSQL server binaries (initdb, pg_ctl) are not installed"
-        if os.environ.get("PROKUS_REQUIRE_POSTGRES") == "1":
-            pytest.fail(reason + " (PROKUS_REQUIRE_POSTGRES=1)")
-        pytest.skip(reason)
-    pg = PgCluster(bin_dir).init()
-    pg.start()
-    try:
-        yield pg
-    finally:
-        pg.remove()
+    yield from private_cluster()
 
 
 @pytest.fixture

@@ -14,12 +14,18 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from db.engine import make_sessionmaker
-from db.models import OutboxItem, OutboxMessage, User
-from db.outbox import enqueue
+from db.models import OutboxItem, OutboxMessage
 from outbox import store
 from outbox.worker import SENT, Outcome, Worker, WorkerConfig
+from tests import test_outbox as outbox_tests
+from tests.test_outbox import queue
 
 FIRST_CHAT = 8_000_000
+
+
+def make_users(sessions, count: int, start: int = FIRST_CHAT) -> list[int]:
+    """Users with chats from FIRST_CHAT (apart from tests/test_outbox.py's)."""
+    return outbox_tests.make_users(sessions, count, start)
 
 
 def db_down() -> OperationalError:
@@ -66,17 +72,6 @@ def sessions(engine):
     return make_sessionmaker(engine)
 
 
-def make_users(sessions, count: int, start: int = FIRST_CHAT) -> list[int]:
-    with sessions.begin() as session:
-        users = [User(channel="telegram", external_id=str(start + i)) for i in range(count)]
-        session.add_all(users)
-        session.flush()
-        return [u.id for u in users]
-
-
-def queue(sessions, user_ids, text="Halo peserta Prokus", **kw) -> int:
-    with sessions.begin() as session:
-        return enqueue(session, "broadcast", text, user_ids, created_by="test", **kw).id
 
 
 def config(**kw) -> WorkerConfig:

@@ -25,7 +25,7 @@ from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
 from db.models import OutboxItem, OutboxMessage, User
 from db.outbox import enqueue
-from tests.pg_cluster import PgCluster, pg_bin_dir
+from tests.pg_cluster import PgCluster, private_cluster
 
 pytestmark = pytest.mark.postgres
 
@@ -37,18 +37,7 @@ OUTAGES = tuple(float(s) for s in os.environ.get(
 @pytest.fixture(scope="module")
 def private_pg() -> Iterator[PgCluster]:
     """A throw-away PostgreSQL cluster this module may stop and start."""
-    bin_dir = pg_bin_dir()
-    if bin_dir is None:
-        reason = "PostgreSQL server binaries (initdb, pg_ctl) are not installed"
-        if os.environ.get("PROKUS_REQUIRE_POSTGRES") == "1":
-            pytest.fail(reason + " (PROKUS_REQUIRE_POSTGRES=1)")
-        pytest.skip(reason)
-    cluster = PgCluster(bin_dir).init()
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.remove()
+    yield from private_cluster()
 
 
 def new_database(cluster: PgCluster, name: str) -> str:
