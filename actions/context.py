@@ -163,5 +163,22 @@ class Context:
         """A button that triggers `intent`, labelled from responses.yml."""
         return Button(self.texts(f"label/{intent}"), f"/{intent}")
 
+    def active_registrations(self) -> list[Any]:
+        """This account's registrations that are still running (looked up once per turn)."""
+        if "active_registrations" not in self.memo:
+            from db import registrations  # (kept out of the module's import time)
+            from domain.registration import ACTIVE
+
+            found = registrations.for_user(self.session, self.user.id) if (
+                self.session is not None and self.user is not None
+                and self.user.id is not None) else []
+            self.memo["active_registrations"] = [r for r in found if r.status in ACTIVE]
+        return self.memo["active_registrations"]
+
     def main_menu(self) -> tuple[Button, ...]:
-        return tuple(self.button(intent) for intent in MAIN_MENU)
+        """The menu; someone whose registration is running gets "Status pendaftaran" in
+        place of "Daftar Prokus"."""
+        registered = bool(self.active_registrations())
+        return tuple(self.button("registration_status" if registered
+                                 and intent == "register_prokus" else intent)
+                     for intent in MAIN_MENU)

@@ -26,10 +26,11 @@ from actions import (
 )
 from actions.context import WIB, Context
 from actions.forms import FORM_PREFIX, Form, Invalid
+from actions.identity import NikForm
 from actions.responses import Responses
 from actions.sanitize import MAX_CHARS, Problem, check
 from actions.types import Button, Reply, Turn
-from db import repo
+from db import registrations, repo
 from nlu.client import NLUUnavailable, Parse
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,19 @@ QUESTION_WORDS = {"apa", "apakah", "bagaimana", "gimana", "gmn", "gmana", "bgmn"
 def looks_like_question(text: str) -> bool:
     words = set(text.casefold().replace("?", " ? ").split())
     return "?" in words or bool(words & QUESTION_WORDS)
+
+
+# The KPM forms one can switch between, by the intent that starts each.
+SWITCH_TARGETS = {"check_eligibility": "eligibility", "register_prokus": "registration",
+                  "registration_status": "status"}
+# Words that may ask for another form ("sy mau daftar"): at a free-text or business step such
+# a message goes to the NLU before it is taken as an answer. No name or place has them.
+SWITCH_WORDS = {"daftar", "mendaftar", "didaftar", "pendaftaran", "kelayakan", "layak"}
+
+
+def mentions_switch(text: str) -> bool:
+    """"sy mau daftar", "cek kelayakan aja": may ask for another form."""
+    return bool(set(_words(text)) & SWITCH_WORDS)
 
 
 # What is never taken as the answer at a free-text step. Only whole words count ("Sukamana"
@@ -374,6 +388,15 @@ class Dialogue:
             return "cancel"
         if text.casefold() in MENU_WORDS:
             return self._side(ctx, form, "menu")
+        if ctx.state.get("last_intent") == "switch_offer" and form.data(ctx).get("switch"):
+            # The answer to "stop this and start that?"
+            choice = ctx.yes_no(text)
+            if choice == "affirm":
+                return self._switch(ctx, form)
+            if choice == "deny":
+                form.data(ctx).pop("switch", None)
+                form.ask(ctx)
+                return "resume"
         plain = _plain(text)
         if plain in BACK_WORDS:
             if not form.back(ctx):
@@ -391,7 +414,10 @@ class Dialogue:
             return self._checked(ctx, form, form.answer(ctx, text, None))
         if is_greeting(text):
             ctx.say("form_greeting")
-            form.ask(ctx)
+            if step == "consent" and isinstance(form, NikForm):
+                form.reject(ctx, Invalid("consent_unclear", {}))  # counts as not answered
+            else:
+                form.ask(ctx)
             return "greeting"
         looks_like_data = sum(ch.isdigit() for ch in text) >= 6
         if step in form.free_text_steps and not looks_like_data:
@@ -400,7 +426,7 @@ class Dialogue:
                 form.ask(ctx)
                 return "navigation"
             question = is_question(text) and step not in form.question_ok_steps
-            if question or looks_like_question(text):
+            if question or looks_like_question(text) or mentions_switch(text):
                 side = self._side_intent(ctx, text)
                 if side:
                     return self._side(ctx, form, side)
@@ -468,8 +494,11 @@ class Dialogue:
                 form.cancel(ctx)
                 return "cancel"
             if action in ("continue", "resume"):
+                form.data(ctx).pop("switch", None)
                 form.ask(ctx)
                 return "resume"
+            if action == "switch":
+                return self._switch(ctx, form)
             if action == "restart":
                 form.finish(ctx)
                 form.start(ctx)
@@ -487,6 +516,66 @@ class Dialogue:
             return "resume"
         return self._side(ctx, form, intent)
 
+    def _switch_offer(self, ctx: Context, form: Form, intent: str) -> str | None:
+        """Another KPM form asked for while one runs: never continue silently. The same
+        form: say it is running and ask on. A registration that already runs for this
+        account: told on the side (None: the status is answered as a side question).
+        Otherwise ask "stop this and start that?"."""
+        target = SWITCH_TARGETS[intent]
+        running = self.texts(f"form_name/{form.name}")
+        if target == form.name:  # asked to start what is already running
+            ctx.say("form_already_running", form=running)
+            form.ask(ctx)
+            return "resume"
+        if intent == "registration_status" and (
+                form.name == "registration"
+                or registrations.for_user(ctx.session, ctx.user.id)):
+            # Shown at once (no form needed), or, in the middle of a registration, "this
+            # account has none yet" on the side: a NIK lookup would add nothing there (the
+            # registration itself tells about one running for its NIK).
+            return None
+        if intent == "register_prokus" and registration.tell_registered(ctx, buttons=False):
+            ctx.intent = intent
+            ctx.say("form_back")
+            form.ask(ctx)
+            return "side"
+        data = form.data(ctx)
+        data["switch"] = intent
+        ctx.intent = "switch_offer"
+        key = f"switch_ask/{form.name}/{target}"
+        if target == "registration" and self._verified_nik(form, ctx):
+            key += "/carry"
+        ctx.say(key, buttons=(Button(self.texts("switch_yes"), f"{FORM_PREFIX}switch"),
+                              Button(self.texts(f"switch_no/{form.name}"),
+                                     f"{FORM_PREFIX}continue")))
+        return "switch_offer"
+
+    @staticmethod
+    def _verified_nik(form: Form, ctx: Context) -> str | None:
+        """The NIK whose name the eligibility check has proven (it then holds the birth
+        date from the registry), else None."""
+        values = form.data(ctx).get("values") or {}
+        if form.name == "eligibility" and values.get("born") and values.get("nik"):
+            return values["nik"]
+        return None
+
+    def _switch(self, ctx: Context, form: Form) -> str:
+        """End the running form and start the one asked for (a proven NIK and name carried
+        from the check into the registration)."""
+        intent = form.data(ctx).pop("switch", None)
+        if intent not in SWITCH_TARGETS:  # nothing was offered: go on with the form
+            form.ask(ctx)
+            return "resume"
+        nik = self._verified_nik(form, ctx)
+        ctx.say("switch_stopped", form=self.texts(f"form_name/{form.name}"))
+        form.finish(ctx)
+        ctx.intent = intent
+        if intent == "register_prokus" and nik:
+            registration.FORM.start_verified(ctx, nik)
+        else:
+            self.handlers[intent](ctx)
+        return "switch"
+
     def _starts_form(self, intent: str) -> bool:
         return any(intent in form.intents for form in self.forms.values())
 
@@ -503,6 +592,10 @@ class Dialogue:
         if intent == "cancel":
             form.cancel(ctx)
             return "cancel"
+        if intent in SWITCH_TARGETS and form.name in SWITCH_TARGETS.values():
+            offered = self._switch_offer(ctx, form, intent)
+            if offered:
+                return offered
         ctx.intent = intent
         if intent == "menu":
             # The menu, with a first button that takes the user back into the form.

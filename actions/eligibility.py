@@ -85,9 +85,9 @@ def choose_sector(form: Form, ctx: Context, text: str | None,
     if sector == OTHER:
         refuse_sector(form, ctx, "sector_other")
         return None
-    from actions.dialogue import looks_like_question  # (the core imports this module)
+    from actions.dialogue import looks_like_question, mentions_switch  # (core imports us)
 
-    if looks_like_question(text or ""):
+    if looks_like_question(text or "") or mentions_switch(text or ""):
         return Invalid("sector_unclear", {})
     refuse_sector(form, ctx, "sector_unclear")
     return None

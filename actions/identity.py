@@ -22,7 +22,7 @@ import re
 from datetime import timedelta
 
 from actions.context import Context
-from actions.forms import FORM_PREFIX, Form, Invalid
+from actions.forms import FORM_PREFIX, MAX_TRIES, Form, Invalid
 from actions.types import Button
 from db import repo
 from db.models import Kpm
@@ -116,10 +116,7 @@ class NikForm(Form):
         super().start(ctx)
 
     def ask_consent(self, ctx: Context) -> None:
-        ctx.say(self.consent_key, buttons=(
-            Button(ctx.texts("consent_yes"), f"{FORM_PREFIX}yes"),
-            Button(ctx.texts("consent_no"), f"{FORM_PREFIX}no"),
-        ))
+        ctx.say(self.consent_key, buttons=self.consent_buttons(ctx))
 
     def no_consent_buttons(self, ctx: Context) -> tuple[Button, ...]:
         return ctx.main_menu()
@@ -134,6 +131,26 @@ class NikForm(Form):
             ctx.say(self.no_consent_key, buttons=self.no_consent_buttons(ctx))
             return None
         return Invalid("consent_unclear", {})
+
+    def reject(self, ctx: Context, invalid: Invalid) -> None:
+        """At the consent step, an answer that is neither yes nor no (nor a side question)
+        gets the yes/no buttons again; the second one ends the form politely, so an abandoned
+        consent question is not asked after every later message."""
+        if self.step(ctx) != "consent":
+            super().reject(ctx, invalid)
+            return
+        tries = self.data(ctx)["tries"]
+        tries["consent"] = tries.get("consent", 0) + 1
+        if tries["consent"] >= MAX_TRIES:
+            self.finish(ctx)
+            ctx.say("consent_abandoned", command=FORM_COMMANDS.get(self.name, "/start"),
+                    buttons=ctx.main_menu())
+            return
+        ctx.say(invalid.key, buttons=self.consent_buttons(ctx), **invalid.values)
+
+    def consent_buttons(self, ctx: Context) -> tuple[Button, ...]:
+        return (Button(ctx.texts("consent_yes"), f"{FORM_PREFIX}yes"),
+                Button(ctx.texts("consent_no"), f"{FORM_PREFIX}no"))
 
     def identify(self, ctx: Context, text: str | None) -> Kpm | Invalid | None:
         """Check the typed full name with the NIK against the registry. Returns the record,

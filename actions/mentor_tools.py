@@ -28,6 +28,10 @@ MAX_SESSIONS = SESSIONS_PER_PAGE * MAX_PAGES
 # Database ids fit a signed 32-bit integer (PostgreSQL's INTEGER): bound forged ids.
 MAX_ID_DIGITS, MAX_ID = 10, 2**31 - 1
 MENTEES_PAGE, SESSIONS_PAGE = "mentor_mentees_page_", "mentor_sessions_page_"
+# Telegram shows about 40 characters of a button on a phone.
+LABEL_MAX = 40
+# A mentor's own menu: buttons; /ubah_jadwal and /batal_jadwal are named in the text.
+MENTOR_MENU = ("mentor_new_session", "mentor_sessions", "mentor_mentees", "mentor_broadcast")
 
 
 def mentor_of(ctx: Context) -> Mentor | None:
@@ -35,6 +39,34 @@ def mentor_of(ctx: Context) -> Mentor | None:
     if "mentor" not in ctx.memo:
         ctx.memo["mentor"] = mentoring.mentor_for_user(ctx.session, ctx.user)
     return ctx.memo["mentor"]
+
+
+def mentor_menu(ctx: Context, key: str = "mentor_menu") -> bool:
+    """Show a mentor their own commands (text `key`, then the menu); False, saying nothing,
+    for anyone who is not a mentor."""
+    mentor = mentor_of(ctx)
+    if mentor is None:
+        return False
+    ctx.say(key, name=mentor.nama)
+    ctx.say("mentor_menu_commands", buttons=tuple(ctx.button(i) for i in MENTOR_MENU))
+    return True
+
+
+def short_label(head: str, tail: str, limit: int = LABEL_MAX) -> str:
+    """`head` whole, then as much of `tail` as fits in `limit` characters, cut between
+    words with "…" ("05/12 09.00 Mencatat keuangan…")."""
+    tail = " ".join(tail.split())
+    full = f"{head} {tail}".strip()
+    if len(full) <= limit:
+        return full
+    room = limit - len(head) - 2  # the space after head, and the ellipsis
+    if room <= 0:
+        return head[:limit]
+    cut = tail[:room]
+    if tail[room] != " " and " " in cut:  # mid-word: back to the last whole word
+        cut = cut.rsplit(" ", 1)[0]
+    cut = cut.rstrip(" ,.;:-–—")
+    return f"{head} {cut}…" if cut else head
 
 
 def require_mentor(ctx: Context, command: str) -> Mentor | None:
@@ -174,7 +206,7 @@ class _SessionForm(MentorForm):
         page = min(self.data(ctx).get("page", 1), pages)
         shown = sessions[(page - 1) * SESSIONS_PER_PAGE:page * SESSIONS_PER_PAGE]
         ctx.say(key, buttons=tuple(
-            Button(f"{s.starts_at.astimezone(zone):%d/%m %H.%M} {s.topik}"[:40],
+            Button(short_label(f"{s.starts_at.astimezone(zone):%d/%m %H.%M}", s.topik),
                    f"{FORM_PREFIX}pick:{s.id}") for s in shown) + page_buttons(
             ctx, page, pages, f"{FORM_PREFIX}page:"))
 

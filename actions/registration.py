@@ -140,23 +140,44 @@ class RegistrationForm(BusinessStep, NikForm):
         kpm = self.identify(ctx, text)
         if not isinstance(kpm, Kpm):
             return kpm
+        self.matched(ctx, kpm)
+        return None
+
+    def matched(self, ctx: Context, kpm: Kpm) -> None:
+        """After NIK and name are proven: the active-registration check and the Prokus rules,
+        then the next step (also for a NIK and name carried over from the check)."""
         v = self.values(ctx)
         existing = registrations.active_for_nik(ctx.session, v["nik"])
         if existing is not None:
             self.finish(ctx)
             ctx.say("registration_exists", status=status_line(ctx, existing),
                     buttons=ctx.main_menu())
-            return None
+            return
         failed = [c for c in eligibility.evaluate(kpm.status_pkh, kpm.tanggal_lahir, None,
                                                   ctx.today) if c.key != "business" and not c.ok]
         if failed:
             self.finish(ctx)
             self._not_eligible(ctx, failed)
-            return None
+            return
         # Keep the registry's spelling (the match is proven now), never what was typed.
         v["name"] = kpm.nama
         self.advance(ctx)
-        return None
+
+    def start_verified(self, ctx: Context, nik: str) -> None:
+        """Start at the name step with a NIK whose name was proven in this conversation (the
+        eligibility check) and go on as after a match: no new lookup is counted; the carry
+        over is audited. Consent was given with the question that offered the switch."""
+        kpm = repo.find_kpm(ctx.session, nik)
+        if kpm is None:  # gone from the registry since: start from the beginning
+            register(ctx)
+            return
+        ctx.state["form"] = {"name": self.name, "step": "name", "values": {"nik": nik},
+                             "tries": {}, "step_keys": ["nik"],
+                             "history": [{"step": "consent", "keys": []},
+                                         {"step": "nik", "keys": []}]}
+        repo.audit(ctx.session, actor(ctx), "nik_carry_over", "verified",
+                   subject=nik_rules.mask(nik), detail={"purpose": self.name}, at=ctx.now)
+        self.matched(ctx, kpm)
 
     def _not_eligible(self, ctx: Context, failed: list[eligibility.Criterion]) -> None:
         lines = [ctx.texts("registration_not_eligible")]
@@ -306,6 +327,7 @@ class RegistrationForm(BusinessStep, NikForm):
             "lama_usaha_bulan": v["months"],
         }
         result = registrations.submit(ctx.session, fields, ctx.user.id, ctx.today.year)
+        ctx.memo.pop("active_registrations", None)
         self.finish(ctx)
         repo.audit(ctx.session, actor(ctx), "registration_submit",
                    "submitted" if result.created else "duplicate",
@@ -322,8 +344,22 @@ class RegistrationForm(BusinessStep, NikForm):
 FORM = RegistrationForm()
 
 
+def tell_registered(ctx: Context, buttons: bool = True) -> bool:
+    """When this account already has a registration that is running, say so with its status
+    (and the status button) and return True."""
+    active = ctx.active_registrations()
+    if not active:
+        return False
+    ctx.say("registration_exists_account",
+            status="\n\n".join(status_line(ctx, r) for r in active),
+            buttons=(ctx.button("registration_status"), ctx.button("help")) if buttons else ())
+    return True
+
+
 def register(ctx: Context) -> None:
-    """Start the registration form."""
+    """Start the registration form, unless this account's registration is running."""
+    if tell_registered(ctx):
+        return
     FORM.start(ctx)
 
 

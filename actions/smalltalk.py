@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from actions.context import Context
+from actions.mentor_tools import mentor_menu
 
 
 def start(ctx: Context) -> None:
-    """Greet a new or returning user with the privacy notice and the menu."""
+    """Greet a new or returning user with the privacy notice and the menu (a mentor with
+    their own commands)."""
+    if mentor_menu(ctx, "mentor_welcome"):
+        return
     ctx.say("welcome")
     ctx.say("privacy_notice", buttons=ctx.main_menu())
 
@@ -32,7 +36,9 @@ def help_(ctx: Context) -> None:
 
 
 def menu(ctx: Context) -> None:
-    """Show the main menu."""
+    """Show the main menu (a mentor's own menu to a mentor)."""
+    if mentor_menu(ctx):
+        return
     ctx.say("menu", buttons=ctx.main_menu())
 
 

@@ -21,6 +21,23 @@ _TIME = re.compile(r"^(?:jam\s+|pukul\s+|pkl\.?\s*)?([0-9]{1,2})(?:[.:]([0-9]{2}
                    r"(?:\s*(pagi|siang|sore|malam))?(?:\s*(wib|wita|wit))?$")
 ZONE_NAMES = ("WIB", "WITA", "WIT")
 
+# Days said relative to today, as mentors type them.
+_RELATIVE = {"hari ini": 0, "hr ini": 0, "besok": 1, "bsk": 1, "besuk": 1, "esok": 1,
+             "besok hari": 1, "lusa": 2, "kemarin": -1, "kemaren": -1, "kmrn": -1}
+# Weekday names (weeks run Monday to Sunday), with common short forms.
+_WEEKDAYS = {"senin": 0, "sen": 0, "selasa": 1, "sel": 1, "rabu": 2, "rab": 2, "kamis": 3,
+             "kam": 3, "jumat": 4, "jum": 4, "jumaat": 4, "sabtu": 5, "sab": 5, "minggu": 6,
+             "min": 6, "ahad": 6}
+_WEEK = r"(?:minggu|pekan|mgg)"
+_WEEKDAY = re.compile(rf"^(?:(hari|hr)\s+)?({'|'.join(_WEEKDAYS)})"
+                      rf"(?:\s+(depan|besok|ini|{_WEEK}\s+depan|{_WEEK}\s+ini))?$")
+# "minggu depan" alone means next week more often than next Sunday: ask for the day.
+_WHICH_WEEK = re.compile(rf"^{_WEEK}\s+(?:depan|ini|besok)$")
+# "hari sabtu tgl 5 des": the weekday and "tgl" before a date carry nothing.
+_DATE_PREFIX = re.compile(rf"^(?:(?:hari|hr)\s+)?(?:(?:{'|'.join(_WEEKDAYS)})\s+)?"
+                          r"(?:(tanggal|tgl|tg)\.?\s*)?")
+_DAY_ONLY = re.compile(r"^[0-9]{1,2}$")
+
 
 @dataclass(frozen=True)
 class SessionTime:
@@ -52,17 +69,52 @@ def _hour_of_day(hour: int, part: str | None) -> int | None:
     return hour if hour <= 4 else hour + 12
 
 
-def parse_session_date(text: str, today: date) -> date:
-    """"5-12-2026", "5/12", "5 Desember", "Sabtu, 5 Desember 2026"; today or later, at most a
-    year ahead. A date without a year means the next such day."""
-    value = _clean(text)
-    match = _DATE_NUMERIC.match(value)
+def _after(today: date, weekday: int, include_today: bool = False) -> date:
+    """The next `weekday` (0 = Monday) after today, or from today on."""
+    ahead = (weekday - today.weekday()) % 7
+    return today + timedelta(days=ahead if ahead or include_today else 7)
+
+
+def _day_of_month(day: int, today: date) -> date:
+    """"tgl 5": the 5th of this month if still to come, else of the next month that has it."""
+    if not 1 <= day <= 31:
+        raise DateError("date_impossible")
+    year, month = today.year, today.month
+    for _ in range(13):
+        try:
+            result = date(year, month, day)
+        except ValueError:
+            result = None
+        if result is not None and result >= today:
+            return result
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    raise DateError("date_impossible")  # pragma: no cover (every day 1-31 comes in a year)
+
+
+def _weekday_date(match: re.Match[str], today: date) -> date:
+    """"sabtu", "sabtu depan": the coming Saturday (never today: that is "hari ini");
+    "sabtu ini": this Saturday, today included; "sabtu minggu depan": the Saturday of next
+    week (weeks run Monday to Sunday); "sabtu minggu ini": the Saturday of this week."""
+    weekday, when = _WEEKDAYS[match[2]], match[3] or ""
+    if when.endswith(" depan") or when.endswith(" ini"):
+        monday = today - timedelta(days=today.weekday())
+        return monday + timedelta(days=weekday + (7 if when.endswith(" depan") else 0))
+    return _after(today, weekday, include_today=when == "ini")
+
+
+def _calendar_date(value: str, today: date) -> date:
+    """"5-12-2026", "5/12", "5 Desember", "tgl 5", "Sabtu, 5 Desember 2026"."""
+    prefix = _DATE_PREFIX.match(value)
+    rest = value[prefix.end():] if prefix else value
+    if prefix and prefix[1] and _DAY_ONLY.match(rest):
+        return _day_of_month(int(rest), today)
+    match = _DATE_NUMERIC.match(rest)
     if match:
         day, month, year_text = int(match[1]), int(match[2]), match[3]
     else:
-        match = _DATE_WORDS.match(value)
+        match = _DATE_WORDS.match(rest)
         if not match or match[2] not in _MONTH_WORDS:
-            raise DateError("session_date_unreadable")
+            raise DateError("session_date_unclear")
         day, month, year_text = int(match[1]), _MONTH_WORDS[match[2]], match[3]
     year = (int(year_text) + (2000 if len(year_text) == 2 else 0)) if year_text else today.year
     try:
@@ -71,6 +123,24 @@ def parse_session_date(text: str, today: date) -> date:
             result = date(year + 1, month, day)
     except ValueError as exc:
         raise DateError("date_impossible") from exc
+    return result
+
+
+def parse_session_date(text: str, today: date) -> date:
+    """A session date as mentors write it, from their local `today`: "besok", "lusa",
+    "hari ini", "sabtu" / "sabtu depan" (the coming Saturday), "sabtu minggu depan" (the
+    Saturday of next week), "tgl 5", "5 Des", "5/12", "5-12-2026", "Sabtu, 5 Desember 2026".
+    Today or later, at most a year ahead; a date without a year means the next such day.
+    "minggu depan" alone (next week, or next Sunday?) asks for the day."""
+    value = _clean(text).replace("'", "").replace("\u2019", "").strip(" .!?")
+    if value in _RELATIVE:
+        result = today + timedelta(days=_RELATIVE[value])
+    elif _WHICH_WEEK.match(value):
+        raise DateError("session_date_week")
+    elif match := _WEEKDAY.match(value):
+        result = _weekday_date(match, today)
+    else:
+        result = _calendar_date(value, today)
     if result < today:
         raise DateError("session_date_past")
     if (result - today).days > MAX_AHEAD_DAYS:
