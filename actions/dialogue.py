@@ -310,6 +310,9 @@ class Dialogue:
         if is_cancel(text):
             ctx.intent = "cancel"
             return "keyword"
+        if registration.for_someone_else(text):
+            ctx.intent = "register_prokus"
+            return "keyword"
         if ctx.parse_text(text) is None:
             ctx.intent = "nlu_unavailable"
             ctx.say("nlu_down", buttons=ctx.main_menu())

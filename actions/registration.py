@@ -11,6 +11,7 @@ nothing; the rules are checked again at submission, which is atomic per NIK.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from actions.context import WIB, Context
@@ -81,7 +82,12 @@ class RegistrationForm(BusinessStep, NikForm):
     def ask(self, ctx: Context) -> None:
         step = self.step(ctx)
         if step == "consent":
-            self.ask_consent(ctx)
+            if ctx.memo.pop("for_other", False):
+                self.data(ctx)["for_other"] = True
+            if self.data(ctx).get("for_other"):
+                ctx.say("registration_consent_other", buttons=self.consent_buttons(ctx))
+            else:
+                self.ask_consent(ctx)
         elif step == "birth_date":
             self._ask_birth_date(ctx)
         elif step == "phone":
@@ -356,10 +362,28 @@ def tell_registered(ctx: Context, buttons: bool = True) -> bool:
     return True
 
 
+_FAMILY = (r"ibu|ibuk|bu|mamah|mama|mamak|emak|mak|bapak|bpk|pak|ayah|suami|istri|bini|"
+           r"anak|adik|adek|kakak|kak|orang ?tua|ortu|mertua|nenek|kakek|mbah|saudara|"
+           r"sodara|tetangga|teman|temen|keluarga|orang lain")
+_FOR_OTHER = re.compile(
+    rf"\b(daftar(in|kan|ken)|mendaftarkan|bantu(in)? daftar|bantu mendaftar)\b.*\b({_FAMILY})\b"
+    rf"|\bdaftar\w*\b.*\b(untuk|buat|utk|bwt)\s+({_FAMILY})\b")
+
+
+def for_someone_else(text: str | None) -> bool:
+    """"sy mau daftarin ibu sy", "daftar prokus buat suami": registering another person."""
+    return bool(text) and _FOR_OTHER.search(text.casefold()) is not None
+
+
 def register(ctx: Context) -> None:
-    """Start the registration form, unless this account's registration is running."""
+    """Start the registration form, unless this account's registration is running. Someone
+    registering a family member is told first what is allowed, and asked for the KPM's
+    own consent."""
     if tell_registered(ctx):
         return
+    if for_someone_else(ctx.turn.text):
+        ctx.memo["for_other"] = True
+        ctx.say("registration_for_other")
     FORM.start(ctx)
 
 
