@@ -10,7 +10,7 @@ NLU_PORT ?= 5005
 CHAT_USER ?= 1
 export NLU_PORT
 
-.PHONY: help setup train db chat test run worker nlu-serve nlu-eval nlu-validate nlu-compare bench bench-broadcast bench-load lint clean
+.PHONY: help setup train db chat test run worker nlu-serve nlu-eval nlu-validate nlu-compare conversations bench bench-broadcast bench-load lint clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ nlu-serve: train ## Serve the Rasa NLU HTTP API on 127.0.0.1:$(NLU_PORT)
 
 nlu-eval: train ## Evaluate the model on the held-out set (figures + results/nlu-eval*.*)
 	@$(PROKUS) nlu eval
+
+conversations: train ## Scripted KPM conversations on the real model (not in `make test`) -> results/conversations.json
+	@$(VENV)/bin/python scripts/run_conversations.py
 
 nlu-validate: setup ## Check the NLU data with `rasa data validate`
 	@cd $(CURDIR) && PYTHONPATH=$(CURDIR) RASA_TELEMETRY_ENABLED=false $(NLU_VENV)/bin/rasa data validate \
