@@ -172,9 +172,21 @@ def is_question(text: str) -> bool:
     return words[0] in INTERROGATIVES or words[-1] in INTERROGATIVES
 
 
+CANCEL_TAILS = {"deh", "dah", "aja", "ajah", "saja", "ya", "yah", "kak", "dulu", "dl", "sih",
+                "min", "bu", "pak", "mas", "mbak"}
+_NOT_WORDS = {"ga", "gak", "gk", "g", "nggak", "ngga", "ngak", "tidak", "tdk", "enggak", "engga"}
+_JADI_WORDS = {"jadi", "jd", "jdi"}
+
+
 def is_cancel(text: str) -> bool:
-    """"batal", "stop", "gak jadi"...: understood without the NLU, so it works when it is down."""
-    return text.casefold().strip(" .!") in CANCEL_WORDS
+    """"batal", "stop", "gak jadi", "gk jd deh"...: understood without the NLU, so it works
+    when it is down. A polite tail ("deh", "aja", "kak") may follow."""
+    words = [w for w in text.casefold().replace("!", " ").replace(".", " ").split()]
+    while len(words) > 1 and words[-1] in CANCEL_TAILS:
+        words.pop()
+    if " ".join(words) in CANCEL_WORDS:
+        return True
+    return len(words) == 2 and words[0] in _NOT_WORDS and words[1] in _JADI_WORDS
 
 
 def user_tag(turn: Turn) -> str:

@@ -31,6 +31,7 @@ from domain import registration as rules
 EDITABLE = ("birth_date", "phone", "kabupaten", "kecamatan", "desa", "business",
             "description", "months")
 SUBMIT_WORDS = {"kirim", "kirimkan", "kirim sekarang", "submit", "daftar", "sudah benar"}
+MONTH_UNITS = {"bulan", "bln", "bulanan", "tahun", "thn", "taun", "th", "tahunan"}
 EDIT_WORDS = {"ubah", "ganti", "edit", "perbaiki", "ada yang salah"}
 
 
@@ -280,8 +281,13 @@ class RegistrationForm(BusinessStep, NikForm):
         return None
 
     def _months(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        unit_for = self.data(ctx).pop("months_number", None)
+        if unit_for is not None and (text or "").casefold().strip(" .!") in MONTH_UNITS:
+            text = f"{unit_for} {text}"  # "3" then "tahun": the answer to "bulan atau tahun?"
         duration = rules.parse_months(text or "", ctx.today)
         if duration.months is None:
+            if duration.key == "months_unit":
+                self.data(ctx)["months_number"] = duration.values.get("n")
             return Invalid(duration.key or "months_unreadable", dict(duration.values))
         self.values(ctx)["months"] = duration.months
         self.advance(ctx)

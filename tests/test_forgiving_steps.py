@@ -365,3 +365,38 @@ def test_more_bad_dates(text, key):
     with pytest.raises(dates.DateError) as error:
         dates.parse_birth_date(text, TODAY_DATE)
     assert error.value.key == key
+
+
+@pytest.mark.parametrize("text", ["gk jd deh", "ga jadi aja", "gak jd kak", "batal deh",
+                                  "stop dulu", "nggak jadi"])
+def test_soft_cancel_words_stop_the_form(bot, text):
+    from actions.dialogue import is_cancel
+
+    assert is_cancel(text)
+    chat = Chat(bot).send("/daftar").send("ya").send(text)
+    assert "batal" in chat.text.lower() or "dibatalkan" in chat.text.lower()
+
+
+@pytest.mark.parametrize("text", ["jadi penjahit", "gak tau", "batal nikah"])
+def test_words_that_only_look_like_cancel_are_not(text):
+    from actions.dialogue import is_cancel
+
+    assert not is_cancel(text)
+
+
+@pytest.mark.parametrize("unit,months", [("tahun", 36), ("bulan", 3), ("thn", 36)])
+def test_a_bare_number_then_its_unit_is_the_duration(bot, unit, months, sqlite_engine):
+    from tests.test_registration import reach
+
+    chat = reach(bot, "months")
+    chat.send("3")
+    assert "bulan atau" in chat.text.lower() or "tahun" in chat.text.lower()
+    chat.send(unit)
+    from sqlalchemy import select
+
+    from db.engine import make_sessionmaker
+    from db.models import Conversation
+
+    with make_sessionmaker(sqlite_engine)() as session:
+        form = session.scalars(select(Conversation.state)).one()["form"]
+    assert form["step"] == "summary" and form["values"]["months"] == months
