@@ -24,13 +24,14 @@ from actions import (
     status,
     support,
 )
-from actions.context import WIB, Context
+from actions.context import POLITE_TAILS, WIB, Context
 from actions.forms import FORM_PREFIX, Form, Invalid
 from actions.identity import NikForm
 from actions.responses import Responses
 from actions.sanitize import MAX_CHARS, Problem, check
 from actions.types import Button, Reply, Turn
 from db import registrations, repo
+from db.models import User
 from nlu.client import NLUUnavailable, Parse
 
 log = logging.getLogger(__name__)
@@ -111,8 +112,7 @@ INTERROGATIVES = {"apa", "apakah", "bagaimana", "bagaimanakah", "berapa", "kapan
 SLANG_INTERROGATIVES = {"gmn", "gmana", "gmna", "bgmn", "gimana", "gimn", "brp", "kpn", "knp",
                         "tanya", "nanya", "bertanya"}
 # Words that may close a question after its question word ("gmn ya kak").
-PARTICLES = {"ya", "yah", "yaa", "sih", "dong", "deh", "nih", "kah", "tuh", "kak", "min",
-             "bu", "pak", "mas", "mbak", "gan"}
+PARTICLES = POLITE_TAILS | {"yah", "yaa", "kah", "tuh", "gan"}
 GREETINGS = {"halo", "hallo", "haloo", "hai", "hay", "haii", "hi", "hii", "hello",
              "helo", "hey", "hei", "assalamualaikum", "assalamu'alaikum", "asalamualaikum",
              "assalamualaikom", "assalammualaikum", "asslm", "askum", "salam", "pagi", "siang",
@@ -172,8 +172,6 @@ def is_question(text: str) -> bool:
     return words[0] in INTERROGATIVES or words[-1] in INTERROGATIVES
 
 
-CANCEL_TAILS = {"deh", "dah", "aja", "ajah", "saja", "ya", "yah", "kak", "dulu", "dl", "sih",
-                "min", "bu", "pak", "mas", "mbak"}
 _NOT_WORDS = {"ga", "gak", "gk", "g", "nggak", "ngga", "ngak", "tidak", "tdk", "enggak", "engga"}
 _JADI_WORDS = {"jadi", "jd", "jdi"}
 
@@ -182,7 +180,7 @@ def is_cancel(text: str) -> bool:
     """"batal", "stop", "gak jadi", "gk jd deh"...: understood without the NLU, so it works
     when it is down. A polite tail ("deh", "aja", "kak") may follow."""
     words = [w for w in text.casefold().replace("!", " ").replace(".", " ").split()]
-    while len(words) > 1 and words[-1] in CANCEL_TAILS:
+    while len(words) > 1 and words[-1] in POLITE_TAILS:
         words.pop()
     if " ".join(words) in CANCEL_WORDS:
         return True
@@ -213,15 +211,16 @@ class Dialogue:
 
     def respond(self, session: Session, turn: Turn,
                 parses: dict[str, Parse | None] | None = None,
-                now: datetime | None = None) -> list[Reply]:
-        """Handle one turn inside the caller's session; the caller commits.
+                now: datetime | None = None, user: User | None = None) -> list[Reply]:
+        """Handle one turn inside the caller's session; the caller commits (and may pass
+        the turn's user when it has looked it up already).
 
         Raises NeedParse when the turn needs an NLU parse not in `parses`: the caller rolls
         back, fetches it with `parse()` outside any transaction and calls again (with the
         same `now`, so the second run sees the same clock).
         """
         started = time.perf_counter()
-        user = repo.get_or_create_user(session, turn.channel, turn.user_id)
+        user = user or repo.get_or_create_user(session, turn.channel, turn.user_id)
         state = repo.load_state(session, user)
         ctx = Context(turn=turn, user=user, state=state, session=session, texts=self.texts,
                       now=now or self.clock(), parses=parses or {})

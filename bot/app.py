@@ -79,14 +79,15 @@ class Assistant:
             if turn.update_id is not None and not inbox.claim(session, turn.update_id, now):
                 log.info("update already handled", extra={"user": user_tag(turn)})
                 return []  # handled before (a redelivery, or a replay racing the original)
-            replies = self.dialogue.respond(session, turn, parses, now=now)
+            user = repo.get_or_create_user(session, turn.channel, turn.user_id)
+            replies = self.dialogue.respond(session, turn, parses, now=now, user=user)
             if turn.channel in self.outbox_channels:
-                self._enqueue(session, turn, replies)
+                self._enqueue(session, turn, user.id, replies)
             return replies
 
-    def _enqueue(self, session: Session, turn: Turn, replies: list[Reply]) -> None:
-        user = repo.get_or_create_user(session, turn.channel, turn.user_id)
-        enqueue_replies(session, user.id, replies, self.dialogue.texts("share_contact_button"),
+    def _enqueue(self, session: Session, turn: Turn, user_id: int,
+                 replies: list[Reply]) -> None:
+        enqueue_replies(session, user_id, replies, self.dialogue.texts("share_contact_button"),
                         lambda text: split_text(text, TEXT_LIMIT),
                         reference=None if turn.update_id is None else f"update:{turn.update_id}")
 
@@ -97,7 +98,8 @@ class Assistant:
             if turn.update_id is not None and not inbox.claim(session, turn.update_id,
                                                               self.dialogue.clock()):
                 return
-            self._enqueue(session, turn, replies)
+            user = repo.get_or_create_user(session, turn.channel, turn.user_id)
+            self._enqueue(session, turn, user.id, replies)
 
     def _failed(self, turn: Turn, exc: BaseException) -> list[Reply]:
         """Log the failure; the user is asked to send again. For an outbox channel the

@@ -51,14 +51,11 @@ def claim(session: Session, update_id: int, now: datetime) -> bool:
     return bool(session.execute(stmt).rowcount)
 
 
-def pending(session: Session, limit: int = 500, older_than: datetime | None = None,
-            after: int = -1) -> list[InboxUpdate]:
+def pending(session: Session, limit: int = 500, after: int = -1) -> list[InboxUpdate]:
     """Stored updates not processed yet with an id above `after`, oldest first (to replay
     after a crash or outage, a page at a time)."""
     stmt = select(InboxUpdate).where(InboxUpdate.processed_at.is_(None),
                                      InboxUpdate.update_id > after)
-    if older_than is not None:
-        stmt = stmt.where(InboxUpdate.received_at <= older_than)
     return list(session.scalars(stmt.order_by(InboxUpdate.update_id).limit(limit)))
 
 

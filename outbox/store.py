@@ -292,13 +292,6 @@ def release_many(session: Session, item_ids: list[int], worker_id: str) -> None:
         OutboxItem.state == CLAIMED).values(state=PENDING, claimed_by=None, claimed_at=None))
 
 
-def release(session: Session, item_id: int, worker_id: str) -> None:
-    """Give back a claimed row that was not attempted."""
-    session.execute(update(OutboxItem).where(
-        OutboxItem.id == item_id, OutboxItem.claimed_by == worker_id,
-        OutboxItem.state == CLAIMED).values(state=PENDING, claimed_by=None, claimed_at=None))
-
-
 def give_back(session: Session, item_id: int, worker_id: str) -> None:
     """Nothing was sent, but whether `start_send` committed is unknown (its answer was
     lost): a row still claimed, or `sending`, by us goes back to pending; the attempt, if

@@ -105,13 +105,15 @@ def wait_workers(processes, fake, base: int, total: int, timeout: float) -> None
         time.sleep(0.5)
 
 
-def _peak(times: list[float], window: float) -> int:
-    peak, j = 0, 0
+def peak(times: list[float], window: float = 1.0) -> int:
+    """The most events in any sliding window of `window` seconds."""
+    times = sorted(times)
+    best, j = 0, 0
     for i in range(len(times)):
         while times[i] - times[j] >= window:
             j += 1
-        peak = max(peak, i - j + 1)
-    return peak
+        best = max(best, i - j + 1)
+    return best
 
 
 def rate_figures(times: list[float]) -> dict:
@@ -122,7 +124,7 @@ def rate_figures(times: list[float]) -> dict:
         return {"rate": None, "peak_1s": len(times), "peak_5s_rate": None}
     span = times[-1] - times[0]
     return {"rate": round((len(times) - 1) / span, 2) if span else None,
-            "peak_1s": _peak(times, 1.0), "peak_5s_rate": round(_peak(times, 5.0) / 5, 1)}
+            "peak_1s": peak(times, 1.0), "peak_5s_rate": round(peak(times, 5.0) / 5, 1)}
 
 
 def scenario(url: str, fake: FakeTelegram, user_ids: list[int], workers: int, rate: float,

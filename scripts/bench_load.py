@@ -52,6 +52,7 @@ from db.migrate import upgrade  # noqa: E402
 from db.models import Kpm, OutboxItem, OutboxMessage, User, utcnow  # noqa: E402
 from db.outbox import enqueue  # noqa: E402
 from domain import dates  # noqa: E402
+from scripts.bench_broadcast import peak  # noqa: E402
 from tests.fakes.nlu_stub import NLUStub  # noqa: E402
 from tests.fakes.telegram_api import FakeTelegram, SentMessage  # noqa: E402
 
@@ -360,17 +361,6 @@ def percentiles(values: list[float]) -> dict:
 
     return {"n": len(ordered), "p50_ms": pick(0.50), "p95_ms": pick(0.95),
             "p99_ms": pick(0.99), "max_ms": round(ordered[-1] * 1000, 1)}
-
-
-def peak(times: list[float], window: float = 1.0) -> int:
-    """The most events in any sliding window of `window` seconds."""
-    times = sorted(times)
-    best, j = 0, 0
-    for i in range(len(times)):
-        while times[i] - times[j] >= window:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
 
 
 def outbox_by_chat(url: str) -> dict[int, list[tuple[int, str, str, int]]]:

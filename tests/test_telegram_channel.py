@@ -10,6 +10,7 @@ from actions.types import Button, Reply, Turn
 from bot.app import Assistant
 from bot.render import utf16_len
 from bot.telegram import addressed_to_other_bot, build_application
+from db import repo
 from db.models import Conversation
 from tests.fakes.telegram_api import BOT_USERNAME
 from tests.telegram_harness import BotRunner, Chat
@@ -36,7 +37,8 @@ class CannedAssistant(Assistant):
     def _run(self, turn: Turn, parses, now) -> list[Reply]:
         with self.sessions.begin() as session:
             if turn.channel in self.outbox_channels:
-                self._enqueue(session, turn, self.replies)
+                user = repo.get_or_create_user(session, turn.channel, turn.user_id)
+                self._enqueue(session, turn, user.id, self.replies)
         return self.replies
 
 
