@@ -186,8 +186,31 @@ class EligibilityForm(BusinessStep, NikForm):
 FORM = EligibilityForm()
 
 
+# An age the user states ("umur 41 bs ikut?") is only taken when it is a plausible adult age.
+PLAUSIBLE_AGES = range(17, 100)
+
+
+def stated_age(ctx: Context) -> int | None:
+    """The age in the message that started the check (the NLU's `age` entity), if any."""
+    value = ctx.parse.entity("age") if ctx.parse else None
+    if value is None or not str(value).isdigit():
+        return None
+    age = int(value)
+    return age if age in PLAUSIBLE_AGES else None
+
+
 def check_eligibility(ctx: Context) -> None:
-    """Start the eligibility check."""
+    """Start the eligibility check. A stated age of 40 or more gets a plain "no" at once
+    (no NIK needed to learn that); a stated age under 40 is acknowledged, then the check
+    starts, since the registry's birth date is what counts."""
+    age = stated_age(ctx)
+    if age is not None and age >= eligibility.MAX_AGE_EXCLUSIVE:
+        ctx.say("eligibility_age_over", age=age,
+                buttons=(ctx.button("faq/why_under_40"), ctx.button("human_handoff"),
+                         ctx.button("help")))
+        return
+    if age is not None:
+        ctx.say("eligibility_age_ok", age=age)
     FORM.start(ctx)
 
 

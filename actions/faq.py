@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from actions.context import Context
 
 # The natural next step after an answer, offered as buttons (the menu otherwise).
@@ -17,6 +19,13 @@ NEXT_STEPS: dict[str, tuple[str, ...]] = {
     "faq/cost": ("report_problem", "faq/requirements"),
     "faq/data_privacy": ("faq/cost", "help"),
     "faq/mentoring_what": ("mentoring_schedule", "faq/benefits"),
+    "faq/fraud": ("report_problem", "faq/cost"),
+    "faq/capital_disbursement": ("registration_status", "faq/benefits"),
+    "faq/process_duration": ("registration_status", "register_prokus"),
+    "faq/reapply": ("register_prokus", "registration_status"),
+    "faq/register_offline": ("register_prokus", "faq/requirements"),
+    "faq/pkh_vs_prokus_mentor": ("mentor_contact", "faq/mentoring_what"),
+    "faq/what_is_nik": ("faq/data_privacy", "check_eligibility"),
 }
 
 
@@ -31,3 +40,18 @@ def answer(ctx: Context) -> None:
 
 def is_faq(intent: str) -> bool:
     return intent.startswith("faq/")
+
+
+# A link in a message: scheme or www, or a bare host ending in a common top-level domain.
+_LINK = re.compile(
+    r"(?<![@\w.-])(?:https?://|www\.)?((?:[a-z0-9-]+\.)+(?:com|net|org|info|xyz|site|online|"
+    r"store|shop|top|club|biz|link|click|live|me|ly|io|co|id|cc|tk|ml|ga|gq|cf|app|web|page))"
+    r"(?![\w-])(?:[/?#]\S*)?", re.IGNORECASE)
+
+
+def unofficial_links(text: str) -> list[str]:
+    """The hosts of links in `text` that are not official government sites (*.go.id):
+    "ada link prokus-daftar.com bener gk" -> ["prokus-daftar.com"]. E-mail addresses are
+    not links."""
+    return [m.group(1).lower() for m in _LINK.finditer(text)
+            if not m.group(1).lower().endswith(".go.id")]

@@ -192,7 +192,7 @@ class NikForm(Form):
         except nik_rules.NikError as error:
             if text and sum(ch.isdigit() for ch in text) < 6:
                 if asks_what_nik(text):
-                    ctx.say("nik_what")
+                    ctx.say("faq/what_is_nik")
                     self.ask(ctx)
                     return None
                 if nik_pause(text):

@@ -121,6 +121,14 @@ RULES: dict[str, _Rule] = {
                              _between(1, 64)),
     "turn_retry_seconds": _Rule("TURN_RETRY_SECONDS", _parse_float,
                                 "seconds from 0 to 600", _between(0, 600)),
+    "web_idle_minutes": _Rule("WEB_IDLE_MINUTES", _parse_int,
+                              "minutes from 1 to 1440 (a console session ends after this "
+                              "long without a request)", _between(1, 1440)),
+    "web_session_hours": _Rule("WEB_SESSION_HOURS", _parse_int,
+                               "hours from 1 to 168 (a console session ends this long after "
+                               "login, however busy)", _between(1, 168)),
+    "web_trust_proxy": _Rule("WEB_TRUST_PROXY", _parse_bool,
+                             "1/0, true/false, yes/no or on/off"),
 }
 SECRET_FIELDS = ("telegram_bot_token",)
 URL_FIELDS = ("database_url", "nlu_url", "telegram_api_url")
@@ -136,7 +144,7 @@ class Settings:
     nlu_port: int = 5005
     nlu_timeout: float = 3.0
     nlu_retries: int = 1
-    nlu_threshold: float = 0.4
+    nlu_threshold: float = 0.3  # the FallbackClassifier threshold in config.yml
     rasa_bin: Path | None = None
     telegram_bot_token: str | None = field(default=None, repr=False)
     telegram_api_url: str = "https://api.telegram.org/bot"
@@ -147,6 +155,9 @@ class Settings:
     telegram_max_rate: float = 30.0  # messages per second overall (Telegram's limit)
     nlu_concurrency: int = 4         # NLU calls in flight at once (the rest wait or fail fast)
     turn_retry_seconds: float = 20.0  # a turn retries a database outage this long
+    web_idle_minutes: int = 30       # the console logs an operator out after this idle time
+    web_session_hours: int = 12      # and after this long in any case
+    web_trust_proxy: bool = False    # honour X-Forwarded-Proto (only behind a trusted proxy)
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -211,7 +222,8 @@ class Settings:
         problems: list[str] = []
         for name, rule in RULES.items():
             raw = values.get(rule.env)
-            if raw is None or (raw.strip() == "" and name != "log_json"):
+            if raw is None or (raw.strip() == "" and name not in ("log_json",
+                                                                 "web_trust_proxy")):
                 continue  # unset or empty: the default
             try:
                 kwargs[name] = rule.parse(raw)

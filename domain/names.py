@@ -3,10 +3,10 @@
 The rule (agreed for issue 12; `same_person`). Both names are compared as lists of parts:
 accents dropped, case folded, bracketed notes such as "(FIKTIF)" dropped, apostrophes
 removed ("Ma'ruf" = "Maruf"), dots and hyphens as spaces. A typed name may start with a
-lead-in ("nama saya", "nama sy", "namaku", "saya", "sy", "bu", "ibu", "pak", "bapak",
-"mbak", "mas", "teh", "kang", ...) or end with a polite word ("kak"): the name is compared
-both with and without them. The names match when they are equal, also without spaces
-("Nuraini" = "Nur Aini"), or when all of these hold:
+lead-in ("nama saya", "nama sy", "namaku", "nami abdi", "jeneng kulo", "saya", "sy", "bu",
+"ibu", "pak", "bapak", "mbak", "mas", "teh", "kang", ...) or end with a polite word ("kak"):
+the name is compared both with and without them. The names match when they are equal, also
+without spaces ("Nuraini" = "Nur Aini"), or when all of these hold:
 
 1. every typed part matches a registry part, in order: no extra words;
 2. a part matches when it is equal, a spelling of Muhammad (Muhamad, Mochammad...), two
@@ -44,7 +44,9 @@ NAME_PUNCTUATION = frozenset("'’ʼ`-.")
 # Words people put before (or after) their name: "nama saya ...", "bu Siti", "... kak".
 LEAD_INS: tuple[tuple[str, ...], ...] = tuple(tuple(p.split()) for p in (
     "nama lengkap saya", "nama lengkap sy", "nama lengkap aku", "nama lengkap",
-    "nama saya", "nama sy", "nama aku", "nama gue", "nama gw", "nama", "namaku", "namanya",
+    "nama saya", "nama sy", "nama aku", "nama gue", "nama gw", "nama abdi", "nami abdi",
+    "nama kulo", "nami kulo", "nama kula", "jeneng kulo", "jeneng kula", "jenengku", "nama aye",
+    "nama ane", "nama", "namaku", "namanya", "nami",
     "saya", "sy", "aku", "adalah", "yaitu", "ialah",
     "bu", "ibu", "buk", "pak", "bapak", "mbak", "mba", "mas", "teh", "kang", "hj", "haji",
     "hajjah", "hajah",

@@ -40,6 +40,7 @@ DATA = ROOT / "nlu" / "data"
 DOMAIN = ROOT / "nlu" / "domain.yml"
 TEST_SET = ROOT / "nlu" / "tests" / "test_set.yml"
 FRESH_SET = ROOT / "nlu" / "tests" / "fresh_set.yml"
+FRESH_SET_2 = ROOT / "nlu" / "tests" / "fresh_set_2.yml"
 
 
 def without_slang(config_text: str) -> str:
@@ -224,7 +225,8 @@ def main() -> None:
     if args.only is not None:
         pipelines = {k: v for k, v in pipelines.items() if k in args.only}
     pipelines.update({k: Path(v) for k, v in (e.split("=", 1) for e in args.extra)})
-    tests = {"held_out": load_examples(TEST_SET), "fresh": load_examples(FRESH_SET)}
+    tests = {"held_out": load_examples(TEST_SET), "fresh": load_examples(FRESH_SET),
+             "fresh_2": load_examples(FRESH_SET_2)}
     results: dict[str, dict] = {}
     print(f"Held-out sets: {', '.join(f'{k} {len(v)}' for k, v in tests.items())}", flush=True)
     for name, config in pipelines.items():

@@ -12,8 +12,13 @@ then checked from the database and the replies, never from "no error":
 - refusal:     the out-of-scope / fallback text (or the named texts) and nothing stored;
 - status:      the status answer (named texts) for the marked turn.
 
-Prints the success rate per goal type and overall; writes results/conversations.json.
-Usage: .venv/bin/python scripts/run_conversations.py [--only ID] [--verbose]
+Prints the success rate per goal type and overall; writes results/<suite dir name>.json
+(results/conversations.json for the default suite).
+Usage: .venv/bin/python scripts/run_conversations.py [--suite DIR] [--only ID] [--verbose]
+       [--check]
+--suite DIR runs another folder of conversations (e.g. tests/conversations_fresh, the
+held-out suite); --check only loads the suite and resolves every placeholder, goal and
+button label, without the model or a database.
 """
 
 from __future__ import annotations
@@ -77,9 +82,9 @@ def contains_any(replies: str, wanted: list[str]) -> bool:
     return any(text_of(w).lower() in low for w in wanted)
 
 
-def load_suite(only: str | None) -> list[dict]:
+def load_suite(only: str | None, suite: Path = SUITE) -> list[dict]:
     convs = []
-    for file in sorted(SUITE.glob("*.yml")):
+    for file in sorted(suite.glob("*.yml")):
         for conv in yaml.safe_load(file.read_text("utf-8")) or []:
             conv["file"] = file.name
             if only is None or conv["id"] == only:
@@ -170,16 +175,116 @@ def check(conv: dict, transcript: list[dict], session_factory, who) -> tuple[boo
     raise ValueError(f"unknown goal type {kind!r} in {conv['id']}")
 
 
+GOALS = {"register", "eligibility", "faq", "refusal", "status"}
+SECTOR_KEYS = {k.removeprefix("sector/") for k in RESPONSES if k.startswith("sector/")}
+
+
+def check_suite(convs: list[dict], who: dict[str, dict[str, str]]) -> int:
+    """--check: every conversation loads, each step resolves to a message or a button press
+    whose label some reply text offers, and each goal names what `check` needs. Returns the
+    number of problems; FAQ keys without an answer in responses.yml yet are only listed."""
+    problems: list[str] = []
+    missing_keys: set[str] = set()
+    labels = [v.lower() for v in RESPONSES.values() if "\n" not in v and len(v) <= 60]
+    ids = [c.get("id") for c in convs]
+    problems += [f"duplicate id {i!r}" for i in sorted({i for i in ids if ids.count(i) > 1})]
+    for conv in convs:
+        cid = conv.get("id", "?")
+        steps = conv.get("steps")
+        if not isinstance(steps, list) or not steps:
+            problems.append(f"{cid}: no steps")
+            continue
+        for n, step in enumerate(steps):
+            if isinstance(step, dict):
+                label = str(step.get("press", "")).lower()
+                if set(step) != {"press"} or not label:
+                    problems.append(f"{cid} step {n}: a mapping must be {{press: Label}}")
+                elif not any(label == x or label in x for x in labels):
+                    problems.append(f"{cid} step {n}: no button text like {step['press']!r}")
+                continue
+            if not isinstance(step, (str, int)):
+                problems.append(f"{cid} step {n}: {step!r} is not a message")
+                continue
+            try:
+                shown = fill(str(step), who)
+            except KeyError as exc:
+                problems.append(f"{cid} step {n}: unknown person {exc} in {step!r}")
+                continue
+            if re.search(r"\{[^}]*\}", shown):
+                problems.append(f"{cid} step {n}: unresolved placeholder in {shown!r}")
+        goal = conv.get("goal") or {}
+        kind = goal.get("type")
+        if kind not in GOALS:
+            problems.append(f"{cid}: goal type {kind!r}")
+            continue
+        turn = goal.get("turn", -1)
+        if not isinstance(turn, int) or not -len(steps) <= turn < len(steps):
+            problems.append(f"{cid}: goal turn {turn!r} outside the steps")
+        if kind == "register":
+            if goal.get("kpm") not in who:
+                problems.append(f"{cid}: unknown kpm {goal.get('kpm')!r}")
+            if goal.get("sector") not in SECTOR_KEYS:
+                problems.append(f"{cid}: unknown sector {goal.get('sector')!r}")
+            if not isinstance(goal.get("months"), int):
+                problems.append(f"{cid}: months {goal.get('months')!r} is not a number")
+        elif kind == "eligibility":
+            if goal.get("result") not in ("pass", "fail"):
+                problems.append(f"{cid}: result {goal.get('result')!r}")
+            crit = goal.get("criterion")
+            if crit and f"criterion/{crit}/fail" not in RESPONSES:
+                problems.append(f"{cid}: unknown criterion {crit!r}")
+        elif kind == "faq":
+            key = str(goal.get("key", ""))
+            if not key.startswith("faq/"):
+                problems.append(f"{cid}: faq key {key!r}")
+            elif key not in RESPONSES:
+                missing_keys.add(key)
+        else:
+            wanted = goal.get("expect", [] if kind == "status" else ["out_of_scope"])
+            if not wanted:
+                problems.append(f"{cid}: {kind} goal without expect")
+            problems += [f"{cid}: expect {w!r} is not a response key" for w in wanted
+                         if w not in RESPONSES]
+    per_goal: dict[str, int] = defaultdict(int)
+    for conv in convs:
+        per_goal[(conv.get("goal") or {}).get("type", "?")] += 1
+    counts = ", ".join(f"{g} {n}" for g, n in sorted(per_goal.items()))
+    print(f"{len(convs)} conversations: {counts}")
+    for p in problems:
+        print(f"  PROBLEM {p}")
+    if missing_keys:
+        print("  note: FAQ keys with no answer in actions/responses.yml yet: "
+              + ", ".join(sorted(missing_keys)))
+    print("check: ok" if not problems else f"check: {len(problems)} problem(s)")
+    return len(problems)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="run one conversation by id")
     parser.add_argument("--verbose", action="store_true", help="print failed transcripts")
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "conversations.json")
+    parser.add_argument("--suite", type=Path, default=SUITE,
+                        help="folder of conversation files (default tests/conversations)")
+    parser.add_argument("--check", action="store_true",
+                        help="load and resolve the suite only; no model, no database")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results file (default results/<suite folder name>.json)")
+    parser.add_argument("--min-rate", type=float, default=None, metavar="RATE",
+                        help="exit with status 1 when the overall success rate is lower")
     args = parser.parse_args()
+    suite = args.suite
+    if not suite.is_absolute() and not suite.is_dir():
+        suite = ROOT / suite  # a path given from the repository root
+    if not suite.is_dir():
+        parser.error(f"no such suite folder: {args.suite}")
+    if args.out is None:
+        args.out = ROOT / "results" / f"{suite.resolve().name}.json"
 
-    settings = Settings.from_env()
-    convs = load_suite(args.only)
+    convs = load_suite(args.only, suite)
     who = people()
+    if args.check:
+        return 1 if check_suite(convs, who) else 0
+    settings = Settings.from_env()
     results = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="prokus-conv-") as tmp_name, \
@@ -225,6 +330,10 @@ def main() -> int:
     args.out.write_text(json.dumps({"overall": overall, "n": len(results), "per_goal": summary,
                                     "conversations": results}, indent=2, ensure_ascii=False))
     print(f"written: {args.out}")
+    if args.min_rate is not None and overall < args.min_rate:
+        print(f"FAILED: overall success rate {overall:.3f} < {args.min_rate:.2f}",
+              file=sys.stderr)
+        return 1
     return 0
 
 

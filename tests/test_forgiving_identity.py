@@ -50,6 +50,8 @@ def form_of(engine, user="50"):
 @pytest.mark.parametrize("typed", [
     "nama saya Budi Santoso", "Nama sy: budi santoso", "namaku budi santoso",
     "pak Budi Santoso", "saya Budi Santoso!", "BUDI  SANTOSO.",
+    "nama abdi Budi Santoso", "nami kulo budi santoso", "jenengku Budi Santoso",
+    "nama aye budi santoso",
 ])
 def test_lead_ins_case_and_punctuation_are_ignored(bot, texts, typed):
     assert at_name(bot).send(typed).text == texts("eligibility_ask_business")
@@ -212,7 +214,7 @@ def test_not_knowing_the_nik_is_a_polite_pause(bot, texts, sqlite_engine, nlu, t
                                   "nik liat dimana"])
 def test_asking_what_a_nik_is_explains_and_asks_again(bot, texts, nlu, text):
     chat = Chat(bot).send("/daftar").send("ya").send(text)
-    assert chat.text == texts("nik_what") + "\n" + texts("registration_ask_nik")
+    assert chat.text == texts("faq/what_is_nik") + "\n" + texts("registration_ask_nik")
     assert text not in nlu.seen
     assert chat.send(BUDI).text == texts("registration_ask_name")
 
