@@ -25,7 +25,8 @@ YES_WORDS = {
     "baik", "lanjut", "lanjutkan", "mau", "saya mau", "betul", "benar", "bener", "sip", "siap",
     "gas", "gaskan", "silakan", "silahkan", "tentu", "pasti", "sudah benar",
     "nggih", "enggih", "inggih", "injih", "leres", "hooh", "ho oh", "monggo", "mangga",
-    "muhun", "sumuhun", "enya", "heeh", "he eh",
+    "muhun", "sumuhun", "enya", "heeh", "he eh", "sok", "sok atuh", "mangga atuh", "hayu",
+    "hayuk", "ayo", "ayok", "gaskeun", "oke siap", "ok siap", "iya bisa", "correct", "ok correct",
 }
 NO_WORDS = {
     "tidak", "tdk", "nggak", "ngga", "gak", "ga", "gk", "g", "enggak", "engga", "ndak", "nda",

@@ -195,7 +195,7 @@ def user_tag(turn: Turn) -> str:
 class Dialogue:
     """Route each turn to one handler; build once at start-up, share across turns."""
 
-    def __init__(self, nlu: NLU, texts: Responses, threshold: float = 0.4,
+    def __init__(self, nlu: NLU, texts: Responses, threshold: float = 0.3,
                  clock: Callable[[], datetime] = lambda: datetime.now(WIB)) -> None:
         self.nlu = nlu
         self.texts = texts
@@ -285,6 +285,10 @@ class Dialogue:
         ctx.state["last_intent"] = ctx.intent
         if ctx.intent not in NOT_UNDERSTOOD:
             ctx.state.pop("misses", None)
+        elif ctx.session is not None and ctx.user is not None and ctx.user.id is not None:
+            # Counted for the console's dashboard; the message text is not kept here.
+            repo.audit(ctx.session, f"user:{ctx.user.id}", "not_understood", ctx.intent,
+                       at=ctx.now)
 
     # ------------------------------------------------------------------ understanding
     def _understand(self, ctx: Context) -> str:
@@ -323,6 +327,11 @@ class Dialogue:
             return "keyword"
         if registration.for_someone_else(text):
             ctx.intent = "register_prokus"
+            return "keyword"
+        if faq.unofficial_links(text):
+            # Whatever is asked about a link that is not *.go.id, the fraud warning comes
+            # first: a registration must never start from "is this link real?".
+            ctx.intent = "faq/fraud"
             return "keyword"
         if ctx.parse_text(text) is None:
             ctx.intent = "nlu_unavailable"

@@ -4,6 +4,7 @@ every lookup is audited, and each user may check at most 5 NIKs an hour."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from functools import cache
 from pathlib import Path
@@ -54,10 +55,19 @@ def sector_from_text(ctx: Context, text: str) -> str | None:
     found = lexicon().match(text)
     if found is not None:
         return found.category
+    if NO_BUSINESS_PHRASE.search(lowered):
+        return eligibility.NO_BUSINESS
     parse = ctx.parse_text(text)
     value = parse.entity("business_sector") if parse else None
     return value if value in eligibility.SECTORS else None
 
+
+# "usaha nya blm ada kak, baru niat", "belum buka usaha", "masih rencana": no business yet
+# (only when the lexicon found no business word in the message).
+NO_BUSINESS_PHRASE = re.compile(
+    r"\b(?:belum|blm|belom|durung|teu acan|tidak|tdk|gak|ga|nggak|ngga|kagak)\s+"
+    r"(?:ada|punya|pny|buka|mulai|jalan|berjalan|usaha)\b(?!\s+(?:modal|uang|duit|biaya))"
+    r"|\b(?:baru|masih)\s+(?:niat|rencana|mau mulai|pengen|ingin|mau buka)\b")
 
 NO_BUSINESS_WORDS = {"belum", "belum ada", "tidak ada", "gak ada", "nggak punya", "belum punya",
                      "ga ada", "nggak ada", "ngga ada", "tidak punya", "gak punya", "ga punya",

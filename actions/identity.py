@@ -33,6 +33,7 @@ LOOKUPS_PER_HOUR = 5
 LOOKUP_ACTION = "nik_lookup"
 RETRY_ACTION = "nik_lookup_retry"
 NAME_TRIES = 3
+CONSENT_DIGITS = 10  # an answer to the consent question with this many digits is data
 # The command that starts each NIK form again, named in the pause text.
 FORM_COMMANDS = {"eligibility": "/cek", "registration": "/daftar", "status": "/status"}
 
@@ -130,6 +131,9 @@ class NikForm(Form):
             self.finish(ctx)
             ctx.say(self.no_consent_key, buttons=self.no_consent_buttons(ctx))
             return None
+        if text and sum(ch.isdigit() for ch in text) >= CONSENT_DIGITS:
+            # A NIK (or phone) sent before saying yes: not read, not kept; ask again.
+            return Invalid("consent_nik_first", {})
         return Invalid("consent_unclear", {})
 
     def reject(self, ctx: Context, invalid: Invalid) -> None:
@@ -140,8 +144,9 @@ class NikForm(Form):
             super().reject(ctx, invalid)
             return
         tries = self.data(ctx)["tries"]
-        tries["consent"] = tries.get("consent", 0) + 1
-        if tries["consent"] >= MAX_TRIES:
+        if invalid.key != "consent_nik_first":  # someone sending their NIK means to go on
+            tries["consent"] = tries.get("consent", 0) + 1
+        if tries.get("consent", 0) >= MAX_TRIES:
             self.finish(ctx)
             ctx.say("consent_abandoned", command=FORM_COMMANDS.get(self.name, "/start"),
                     buttons=ctx.main_menu())

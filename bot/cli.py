@@ -291,8 +291,9 @@ def nlu_fingerprint(settings: Settings) -> None:
 
 from bot.cli_mentoring import broadcast, mentors, worker  # noqa: E402
 from bot.cli_registrations import registrations  # noqa: E402
+from bot.cli_web import operators, serve  # noqa: E402
 
-for command in (registrations, mentors, broadcast, worker):
+for command in (registrations, mentors, broadcast, worker, operators, serve):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -12,9 +12,7 @@ import click
 
 from bot.cli_common import DatabaseGroup, operator_name, pass_settings, sessions, status
 from bot.settings import Settings
-from domain import phone as phone_rules
 from domain import regions
-from domain.numbers import is_ascii_digits, read_int
 
 DB_ID_MAX = 2**31 - 1  # PostgreSQL INTEGER; larger ids cannot exist
 DB_ID = click.IntRange(1, DB_ID_MAX)
@@ -40,30 +38,25 @@ def mentors() -> None:
 @pass_settings
 def mentors_add(settings: Settings, telegram_id: str, name: str, phone: str, region: str,
                 operator: str | None) -> None:
-    """Give a Telegram account the mentor role."""
+    """Give a Telegram account the mentor role (a disabled mentor becomes active again)."""
     from db import mentoring, repo
 
-    if not is_ascii_digits(telegram_id.strip()) or len(telegram_id.strip()) > 15:
-        raise click.BadParameter("a numeric Telegram user id", param_hint="--telegram-id")
-    number = phone_rules.normalise(phone)
-    if number is None:
-        raise click.BadParameter("an Indonesian mobile number such as 081234567890",
-                                 param_hint="--phone")
-    if not regions.valid_region(region):
-        raise click.BadParameter("2-10 digits starting with a province code, e.g. 3201",
-                                 param_hint="--region")
-    code = region.replace(".", "")
+    try:
+        fields = mentoring.check_mentor(telegram_id, name, phone, region)
+    except mentoring.MentoringError as exc:
+        raise click.BadParameter(str(exc), param_hint=f"--{exc.code.replace('_', '-')}") \
+            from exc
     try:
         with sessions(settings) as factory, factory.begin() as session:
-            mentor = mentoring.add_mentor(session, telegram_id.strip(), " ".join(name.split()),
-                                          number, code)
+            mentor = mentoring.add_mentor(session, fields.telegram_id, fields.name,
+                                          fields.phone, fields.region)
             repo.audit(session, operator_name(operator), "mentor_add", "ok",
-                       subject=f"mentor:{mentor.id}", detail={"region": code})
+                       subject=f"mentor:{mentor.id}", detail={"region": fields.region})
             mentor_id = mentor.id
     except mentoring.MentoringError as exc:
         raise _error(exc) from exc
-    click.echo(f"mentor {mentor_id}: {name} ({regions.zone_name(code)}); their /jadwal_baru, "
-               "/peserta and /kirim now work in Telegram")
+    click.echo(f"mentor {mentor_id}: {fields.name} ({regions.zone_name(fields.region)}); "
+               "their /jadwal_baru, /peserta and /kirim now work in Telegram")
 
 
 @mentors.command("assign")
@@ -73,27 +66,53 @@ def mentors_add(settings: Settings, telegram_id: str, name: str, phone: str, reg
 @pass_settings
 def mentors_assign(settings: Settings, mentor_id: int, number: str,
                    operator: str | None) -> None:
-    """Assign registration NUMBER (accepted) to MENTOR_ID; the mentee also gets the
-    reminders of the mentor's coming sessions."""
-    from actions.schedule import add_mentee_to_upcoming, remove_mentee_from_upcoming
+    """Assign registration NUMBER (accepted) to MENTOR_ID (active); the mentee also gets
+    the reminders of the mentor's coming sessions."""
     from db import mentoring, repo
 
     number = number.strip().upper()
     try:
         with sessions(settings) as factory, factory.begin() as session:
-            registration, previous = mentoring.assign(session, mentor_id, number)
-            mentor = mentoring.mentor_by_id(session, mentor_id)
-            added = 0
-            if registration.user_id:
-                if previous:
-                    remove_mentee_from_upcoming(session, previous, registration.user_id)
-                added = add_mentee_to_upcoming(session, mentor, registration.user_id)
+            done = mentoring.assign_with_reminders(session, mentor_id, number)
             repo.audit(session, operator_name(operator), "mentor_assign", "ok", subject=number,
-                       detail={"mentor": mentor_id, "previous": previous})
+                       detail={"mentor": mentor_id, "previous": done.previous})
+            previous, added = done.previous, done.reminders_added
     except mentoring.MentoringError as exc:
         raise _error(exc) from exc
     moved = f" (was mentor {previous})" if previous else ""
     click.echo(f"{number} -> mentor {mentor_id}{moved}; {added} reminder(s) added")
+
+
+@mentors.command("disable")
+@click.argument("mentor_id", type=DB_ID)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--operator", default=None, help="Your name for the audit log.")
+@pass_settings
+def mentors_disable(settings: Settings, mentor_id: int, yes: bool,
+                    operator: str | None) -> None:
+    """Disable MENTOR_ID: the account loses the mentor role (its mentor commands stop), the
+    mentor's coming sessions are cancelled (mentees are told) and the mentees become
+    unassigned, waiting for a new mentor (`prokus mentors assign`). A disabled mentor gets
+    no new mentees; `prokus mentors add` with the same Telegram id enables them again."""
+    from db import mentoring, repo
+
+    actor = operator_name(operator)
+    if not yes:
+        click.confirm(f"Disable mentor {mentor_id}? Their mentees become unassigned and "
+                      "their coming sessions are cancelled.", abort=True)
+    try:
+        with sessions(settings) as factory, factory.begin() as session:
+            done = mentoring.disable_mentor(session, mentor_id, actor)
+            repo.audit(session, actor, "mentor_disable", "ok", subject=f"mentor:{mentor_id}",
+                       detail={"unassigned": len(done.unassigned),
+                               "sessions_cancelled": done.sessions_cancelled})
+            name = done.mentor.nama
+    except mentoring.MentoringError as exc:
+        raise _error(exc) from exc
+    click.echo(f"mentor {mentor_id} ({name}) disabled; {len(done.unassigned)} mentee(s) "
+               f"unassigned, {done.sessions_cancelled} coming session(s) cancelled")
+    for number in done.unassigned:
+        click.echo(f"  {number} needs a new mentor")
 
 
 @mentors.command("list")
@@ -104,45 +123,19 @@ def mentors_list(settings: Settings) -> None:
 
     with sessions(settings) as factory, factory() as session:
         rows = mentoring.mentors_with_counts(session)
+        active = {m.id: mentoring.is_active(session, m) for m, _, _ in rows}
     if not rows:
         status("No mentors yet: add one with `prokus mentors add`.")
         return
     click.echo(f"{'id':>4}  {'telegram':<12}  {'region':<10}  {'zone':<4}  {'mentees':>7}  name")
     for mentor, telegram_id, count in rows:
+        off = "" if active[mentor.id] else "  (disabled)"
         click.echo(f"{mentor.id:>4}  {telegram_id:<12}  {mentor.kode_wilayah:<10}  "
-                   f"{regions.zone_name(mentor.kode_wilayah):<4}  {count:>7}  {mentor.nama}")
+                   f"{regions.zone_name(mentor.kode_wilayah):<4}  {count:>7}  {mentor.nama}"
+                   f"{off}")
 
 
 # ---------------------------------------------------------------------- broadcast
-def _recipients(session, target: str) -> tuple[str, list[int]]:
-    """(description, user ids) for mentees:ID, registrants:STATUS or region:CODE."""
-    from sqlalchemy import select
-
-    from db import mentoring
-    from db.models import Kpm, Registration
-    from domain import registration as rules
-
-    kind, _, value = target.partition(":")
-    mentor_id = read_int(value, 10, 1, DB_ID_MAX) if kind == "mentees" else None
-    if mentor_id is not None:
-        mentor = mentoring.mentor_by_id(session, mentor_id)
-        return f"mentees of mentor {mentor.id} ({mentor.nama})", \
-            mentoring.mentee_user_ids(session, mentor.id)
-    if kind == "registrants" and value in rules.STATUSES:
-        ids = session.scalars(select(Registration.user_id).where(
-            Registration.status == value, Registration.user_id.is_not(None))).all()
-        return f"registrants with status {value}", list(dict.fromkeys(ids))
-    if kind == "region" and regions.valid_region(value):
-        code = value.replace(".", "")
-        ids = session.scalars(select(Registration.user_id).join(
-            Kpm, Kpm.nik == Registration.nik).where(
-            Kpm.kode_wilayah.startswith(code), Registration.status.in_(rules.ACTIVE),
-            Registration.user_id.is_not(None))).all()
-        return f"registrants in region {code}", list(dict.fromkeys(ids))
-    raise click.BadParameter("use mentees:MENTOR_ID, registrants:STATUS (diajukan, "
-                             "diverifikasi, diterima, ditolak) or region:CODE", param_hint="--to")
-
-
 @click.group(cls=DatabaseGroup)
 def broadcast() -> None:
     """Messages to many users at once, through the durable outbox."""
@@ -161,43 +154,56 @@ def broadcast_send(settings: Settings, target: str, text: str, yes: bool, wait: 
                    operator: str | None) -> None:
     """Preview, confirm and queue a broadcast; the outbox worker sends it at the configured
     rate (OUTBOX_RATE, default 30/s) and never twice to anyone."""
-    from sqlalchemy import select
+    from db import broadcasts, mentoring, repo
 
-    from db import mentoring, repo
-    from db.models import User
-    from db.outbox import enqueue
-
-    text = text.strip()
-    if not 1 <= len(text) <= 4096:
-        raise click.BadParameter("1-4096 characters", param_hint="--text")
+    try:
+        text = broadcasts.clean_text(text)
+    except broadcasts.BroadcastError as exc:
+        raise click.BadParameter(f"1-{broadcasts.TEXT_MAX} characters",
+                                 param_hint="--text") from exc
     actor = operator_name(operator)
     with sessions(settings) as factory:
         try:
             with factory() as session:
-                description, user_ids = _recipients(session, target)
-                users = session.scalars(select(User).where(User.id.in_(user_ids))).all() \
-                    if user_ids else []
+                found = broadcasts.recipients(session, target)
+        except broadcasts.BroadcastError as exc:
+            raise click.BadParameter(str(exc), param_hint="--to") from exc
         except mentoring.MentoringError as exc:
             raise _error(exc) from exc
-        reachable = [u.id for u in users if u.is_active and u.channel == "telegram"]
-        skipped = len(user_ids) - len(reachable)
-        click.echo(f"To: {description}: {len(reachable)} recipient(s)"
-                   + (f" ({skipped} skipped: blocked the bot or not on Telegram)"
-                      if skipped else ""))
+        click.echo(f"To: {found.audience.description}: {len(found.reachable)} recipient(s)"
+                   + _skipped(found))
         click.echo("Text:\n" + "\n".join(f"  | {line}" for line in text.splitlines()))
-        if not reachable:
+        if not found.reachable:
             raise click.ClickException("nobody to send to")
         if not yes:
             click.confirm("Send?", abort=True)
-        with factory.begin() as session:
-            message = enqueue(session, "broadcast", text, reachable, created_by=actor,
-                              reference=target)
-            repo.audit(session, actor, "broadcast_queued", "ok", subject=f"message:{message.id}",
-                       detail={"to": target, "recipients": len(reachable)})
-            message_id = message.id
-        click.echo(f"broadcast {message_id} queued for {len(reachable)} recipient(s)")
+        try:
+            with factory.begin() as session:
+                message, found = broadcasts.queue(session, target, text, actor)
+                repo.audit(session, actor, "broadcast_queued", "ok",
+                           subject=f"message:{message.id}",
+                           detail={"to": found.audience.target,
+                                   "recipients": len(found.reachable)})
+                message_id = message.id
+        except (broadcasts.BroadcastError, mentoring.MentoringError) as exc:
+            raise _error(exc) from exc
+        click.echo(f"broadcast {message_id} queued for {len(found.reachable)} recipient(s)")
         if wait:
-            _watch(factory, message_id, len(reachable))
+            _watch(factory, message_id, len(found.reachable))
+
+
+def _skipped(found) -> str:
+    """" (2 skipped: 1 blocked the bot or inactive, 1 not on Telegram)" and registrations
+    without a chat account, or nothing."""
+    parts = []
+    if found.skipped:
+        reasons = [f"{n} {why}" for n, why in ((found.inactive, "blocked the bot or inactive"),
+                                              (found.other_channel, "not on Telegram")) if n]
+        parts.append(f" ({found.skipped} skipped: {', '.join(reasons)})")
+    if found.audience.without_chat:
+        parts.append(f"; {found.audience.without_chat} registration(s) without a chat "
+                     "account")
+    return "".join(parts)
 
 
 def _watch(factory, message_id: int, total: int) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import re
 import sys
 from pathlib import Path
 
@@ -20,57 +19,23 @@ import click
 
 from bot.cli_common import DatabaseGroup, operator_name, pass_settings, sessions, status
 from bot.settings import Settings
+from db.registration_queue import (  # noqa: F401  (spreadsheet_* are imported from here)
+    EXPORT_COLUMNS,
+    csv_row,
+    export_row,
+    row_of,
+    spreadsheet_phone,
+    spreadsheet_safe,
+)
 from domain import registration as rules
-from domain.nik import mask as mask_nik
-from domain.phone import mask as mask_phone
 
 STATUS = click.Choice(rules.STATUSES)
-EXPORT_COLUMNS = ("number", "status", "alasan", "created_at", "updated_at", "nik", "nama",
-                  "tanggal_lahir", "no_hp", "kabupaten", "kecamatan", "desa", "bidang_usaha",
-                  "deskripsi_usaha", "lama_usaha_bulan")
 LIST_COLUMNS = ("number", "created", "status", "nik", "nama", "no_hp", "kabupaten",
                 "bidang_usaha")
 
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_PHONE = re.compile(r"\+628[0-9]{8,11}")
-
-
-def spreadsheet_safe(value: object) -> object:
-    """Prefix a text cell that a spreadsheet would read as a formula with `'` (OWASP)."""
-    if isinstance(value, str) and value.lstrip(" \u00a0").startswith(FORMULA_START):
-        return "'" + value
-    return value
-
-
-def spreadsheet_phone(phone: str | None) -> object:
-    """+6281234567890 -> `0812 3456 7890`, text in any spreadsheet; anything else escaped."""
-    if phone and _PHONE.fullmatch(phone):
-        national = "0" + phone[3:]
-        return " ".join(national[i:i + 4] for i in range(0, len(national), 4))
-    return spreadsheet_safe(phone or "")
-
-
-def csv_row(row: dict[str, object]) -> dict[str, object]:
-    """A row ready for a CSV that may be opened in a spreadsheet."""
-    return {key: spreadsheet_safe(value) for key, value in row.items()}
-
-
 def _row(registration, masked: bool) -> dict[str, object]:
-    return {
-        "number": registration.number, "status": registration.status,
-        "alasan": registration.alasan or "",
-        "created_at": registration.created_at.isoformat(timespec="seconds"),
-        "created": registration.created_at.date().isoformat(),
-        "updated_at": registration.updated_at.isoformat(timespec="seconds"),
-        "nik": mask_nik(registration.nik) if masked else registration.nik,
-        "nama": registration.nama, "tanggal_lahir": registration.tanggal_lahir.isoformat(),
-        "no_hp": mask_phone(registration.no_hp) if masked else registration.no_hp,
-        "kabupaten": registration.kabupaten, "kecamatan": registration.kecamatan,
-        "desa": registration.desa, "bidang_usaha": registration.bidang_usaha,
-        "deskripsi_usaha": registration.deskripsi_usaha,
-        "lama_usaha_bulan": registration.lama_usaha_bulan,
-    }
+    return row_of(registration, masked)
 
 
 @click.group(cls=DatabaseGroup)
@@ -119,7 +84,7 @@ def export_registrations(settings: Settings, wanted: str | None, fmt: str, out: 
     Safe to open in a spreadsheet: cells that would start a formula (= + - @) begin with
     ', and phones are written as 0812 3456 7890.
     """
-    from db import registrations as repo
+    from db import registration_queue as queue
     from db.repo import audit
 
     actor = operator_name(operator)
@@ -129,12 +94,10 @@ def export_registrations(settings: Settings, wanted: str | None, fmt: str, out: 
             writer = csv.DictWriter(target, EXPORT_COLUMNS, extrasaction="ignore")
             writer.writeheader()
             count = 0
-            with click.progressbar(repo.query(session, wanted), label="Exporting",
-                                   file=sys.stderr) as bar:
-                for registration in bar:
-                    row = _row(registration, masked=False)
-                    row["no_hp"] = spreadsheet_phone(registration.no_hp)
-                    writer.writerow(csv_row(row))
+            rows = queue.stream(session, queue.Filter(status=wanted))
+            with click.progressbar(rows, label="Exporting", file=sys.stderr) as bar:
+                for registration in bar:  # the same rows as the console's export
+                    writer.writerow(export_row(registration, masked=False))
                     count += 1
         audit(session, actor, "registrations_export", "ok",
               detail={"status": wanted, "rows": count, "format": fmt,

@@ -199,17 +199,25 @@ def _counting(lines: Iterable[str], progress: Callable[[int], None]) -> Iterator
         yield line
 
 
+def header_matches(cells: list[str]) -> bool:
+    """True when a CSV's first record is the registry header (a BOM and spaces ignored)."""
+    return [h.strip().lstrip("\ufeff") for h in cells] == HEADER
+
+
 def import_csv(sessions: sessionmaker[Session], source: TextIO, rejects: TextIO,
                progress: Callable[[int], None] = lambda n: None,
-               today: date | None = None) -> ImportResult:
+               today: date | None = None, result: ImportResult | None = None) -> ImportResult:
     """Stream `source` into the registry; write rejected rows to `rejects`.
 
-    `today` (for the date checks) defaults to today's date in WIB, not the server's."""
+    `today` (for the date checks) defaults to today's date in WIB, not the server's.
+    Pass `result` to watch the counts grow while it runs (the console's background job
+    reads it from `progress`); `progress(n)` is called with each line's length."""
     today = today or today_wib()
-    result = ImportResult()
+    result = result if result is not None else ImportResult()
     reader = csv.reader(_counting(source, progress))
-    header = [h.strip().lstrip("\ufeff") for h in next(reader, [])]
-    if header != HEADER:
+    first = next(reader, [])
+    if not header_matches(first):
+        header = [h.strip().lstrip("\ufeff") for h in first]
         raise RowError(f"unexpected header {header}; expected {','.join(HEADER)}")
     report = csv.writer(rejects)
     report.writerow(["line", "reason", "nik_masked"])

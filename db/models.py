@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     Date,
     DateTime,
     ForeignKey,
@@ -99,7 +100,10 @@ class AuditLog(Base):
     """Who did what, when, to whom (masked): NIK lookups, operator actions."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_actor_action_at", "actor", "action", "at"),)
+    __table_args__ = (Index("ix_audit_actor_action_at", "actor", "action", "at"),
+                      Index("ix_audit_action_at", "action", "at"),
+                      Index("ix_audit_at_id", "at", "id"),
+                      Index("ix_audit_subject", "subject"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -124,6 +128,14 @@ class Registration(Base):
               postgresql_where=text("status != 'ditolak'")),
         Index("ix_registrations_user", "user_id"),
         Index("ix_registrations_status", "status"),
+        Index("ix_registrations_wilayah", "kode_wilayah"),
+        Index("ix_registrations_created_at", "created_at"),
+        Index("ix_registrations_status_created", "status", "created_at"),
+        Index("ix_registrations_bidang", "bidang_usaha"),
+        # 0009: a region's queue and counts per status without heap visits, and the exact
+        # NIK search (uq_registrations_active_nik is partial: it leaves out "ditolak").
+        Index("ix_registrations_wilayah_status", "kode_wilayah", "status", "created_at"),
+        Index("ix_registrations_nik", "nik"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -142,6 +154,9 @@ class Registration(Base):
     lama_usaha_bulan: Mapped[int]
     status: Mapped[str] = mapped_column(String(16), default="diajukan")
     alasan: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    # Kemendagri region code, digits only: the NIK's first six (province, kabupaten,
+    # kecamatan) until typed addresses are matched to official codes (issue 15).
+    kode_wilayah: Mapped[str | None] = mapped_column(String(10), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -159,6 +174,7 @@ class OutboxMessage(Base):
     """A proactive message (status notice, reminder, broadcast): the text, once."""
 
     __tablename__ = "outbox_messages"
+    __table_args__ = (Index("ix_outbox_messages_kind_id", "kind", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
@@ -281,3 +297,71 @@ class InboxUpdate(Base):
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Operator(Base):
+    """A person who works in the web console: a verifier (optionally scoped to a region), a
+    coordinator or a supervisor. Usernames are stored in lower case; the password only as an
+    argon2 hash. `failed_logins` counts wrong passwords in a row; reaching the limit sets
+    `locked_until`."""
+
+    __tablename__ = "operators"
+    __table_args__ = (
+        UniqueConstraint("username", name="uq_operators_username"),
+        CheckConstraint("role IN ('verifier', 'coordinator', 'supervisor')",
+                        name="ck_operators_role"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(32))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    kode_wilayah: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    failed_logins: Mapped[int] = mapped_column(default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class OperatorSession(Base):
+    """A signed-in browser: the cookie holds a random token, the table only its SHA-256.
+    Valid until `expires_at` and while `last_seen_at` is within the idle timeout; `flash`
+    holds messages to show on the next page."""
+
+    __tablename__ = "operator_sessions"
+    __table_args__ = (UniqueConstraint("token_hash", name="uq_operator_sessions_token_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"),
+                                             index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    flash: Mapped[list[Any] | None] = mapped_column(JSONType, nullable=True)
+
+
+class KpmImportJob(Base):
+    """A KPM registry file uploaded in the console and imported in the background: the
+    page polls `done_bytes` / `total_bytes` and the counts; rejected rows go to
+    `rejects_path` (a CSV the operator can download)."""
+
+    __tablename__ = "kpm_import_jobs"
+    __table_args__ = (CheckConstraint("status IN ('queued', 'running', 'done', 'failed')",
+                                      name="ck_kpm_import_jobs_status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    operator: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    total_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    done_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    rows_imported: Mapped[int] = mapped_column(default=0, server_default="0")
+    rows_rejected: Mapped[int] = mapped_column(default=0, server_default="0")
+    rejects_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -22,6 +22,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 # A rejected registration no longer blocks a new one for the same NIK.
 ACTIVE = frozenset({SUBMITTED, VERIFIED, ACCEPTED})
 
+REASON_MAX = 300  # registrations.alasan
+
 NUMBER_RE = re.compile(r"^PRK-([0-9]{4})-([0-9]{6})$")
 
 PLACE_MIN, PLACE_MAX = 3, 60
@@ -35,12 +37,13 @@ _NUMBER_WORDS = {"nol": 0, "satu": 1, "dua": 2, "tiga": 3, "empat": 4, "lima": 5
                  "tujuh": 7, "delapan": 8, "sembilan": 9, "sepuluh": 10, "sebelas": 11}
 # Units; "setahun", "sebulan", "seminggu" are one of a unit.
 _UNITS = {"tahun": "y", "taun": "y", "thn": "y", "th": "y", "thun": "y", "tahunan": "y",
-          "thnan": "y", "year": "y", "years": "y",
+          "thnan": "y", "taunan": "y", "taon": "y", "taonan": "y", "year": "y", "years": "y",
           "bulan": "m", "bln": "m", "bl": "m", "bulanan": "m", "blnan": "m", "bulan an": "m",
           "month": "m", "months": "m",
           "minggu": "w", "mgg": "w", "mg": "w", "mingguan": "w", "pekan": "w",
           "hari": "d", "hr": "d"}
-_ONE_OF = {"setahun": "y", "sebulan": "m", "seminggu": "w", "sehari": "d", "sepekan": "w"}
+_ONE_OF = {"setahun": "y", "setaun": "y", "setaon": "y", "sethn": "y", "sebulan": "m",
+           "sebln": "m", "seminggu": "w", "sehari": "d", "sepekan": "w"}
 _MONTHS_PER = {"y": 12.0, "m": 1.0}
 # Words around a duration that do not change it ("sudah", "baru", "setahun lebih").
 _FILLERS = {"sudah", "udah", "udh", "sdh", "dah", "baru", "sekitar", "kurang", "lebih", "kira",
@@ -55,7 +58,15 @@ _UNDER_A_MONTH = re.compile(r"^(?:kurang dari|belum(?: ada)?|blm(?: ada)?)\s+"
                             r"(?:sebulan|1 bulan|satu bulan|1 bln)$")
 
 class StatusChangeError(ValueError):
-    pass
+    """A refused status change. `code` says why, for callers that explain it in their own
+    words (the console): unknown_status, same_status, not_allowed, reason_required,
+    not_found, stale; `current` is the registration's status when it is known."""
+
+    def __init__(self, message: str, code: str = "not_allowed",
+                 current: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.current = current
 
 
 def number(year: int, sequence: int) -> str:
@@ -66,14 +77,21 @@ def number(year: int, sequence: int) -> str:
 def check_transition(current: str, new: str, reason: str | None) -> None:
     """Raise StatusChangeError with an English message for the operator CLI."""
     if new not in STATUSES:
-        raise StatusChangeError(f"unknown status {new!r}; use one of {', '.join(STATUSES)}")
+        raise StatusChangeError(f"unknown status {new!r}; use one of {', '.join(STATUSES)}",
+                                "unknown_status", current)
     if new == current:
-        raise StatusChangeError(f"the registration is already {current!r}")
+        raise StatusChangeError(f"the registration is already {current!r}", "same_status",
+                                current)
     if new not in TRANSITIONS[current]:
         allowed = ", ".join(sorted(TRANSITIONS[current])) or "none (final status)"
-        raise StatusChangeError(f"cannot go from {current!r} to {new!r}; allowed: {allowed}")
+        raise StatusChangeError(f"cannot go from {current!r} to {new!r}; allowed: {allowed}",
+                                "not_allowed", current)
     if new == REJECTED and not (reason and reason.strip()):
-        raise StatusChangeError("a rejection needs --reason (it is shown to the applicant)")
+        raise StatusChangeError("a rejection needs --reason (it is shown to the applicant)",
+                                "reason_required", current)
+    if new == REJECTED and len(reason.strip()) > REASON_MAX:  # type: ignore[union-attr]
+        raise StatusChangeError(f"the reason may have at most {REASON_MAX} characters",
+                                "reason_too_long", current)
 
 
 def clean_place(text: str) -> str | None:
@@ -159,7 +177,7 @@ def parse_months(text: str, today: date | None = None) -> Duration:
         return _since(since, today)
     if today is not None and _YEAR_ONLY.match(value) and int(value) <= today.year:
         return _since(_SINCE.match(f"sejak {value}"), today)  # type: ignore[arg-type]
-    total, pending, units = 0.0, None, 0
+    total, pending, units, last_unit = 0.0, None, 0, None
     for token in _tokens(value):
         if token in _FILLERS:
             continue
@@ -178,10 +196,14 @@ def parse_months(text: str, today: date | None = None) -> Duration:
                 total += pending // 4
             else:
                 total += pending // 30
-            pending, units = None, units + 1
+            pending, units, last_unit = None, units + 1, unit
             continue
         if token in ("setengah", "½"):
-            pending = (pending or 0.0) + 0.5
+            if pending is None and last_unit in _MONTHS_PER:  # "2 tahun setengah"
+                total += 0.5 * _MONTHS_PER[last_unit]
+                last_unit = None
+            else:
+                pending = (pending or 0.0) + 0.5
             continue
         if pending is not None:
             return Duration(None, "months_unreadable")

@@ -394,6 +394,31 @@ def progress(session: Session, message_id: int) -> Progress:
     return Progress(sum(states.values()), dict(states), dict(reasons))
 
 
+def progress_many(session: Session, message_ids: list[int]) -> dict[int, Progress]:
+    """`progress` of several messages in one query (a list of recent broadcasts)."""
+    if not message_ids:
+        return {}
+    rows = session.execute(select(OutboxItem.message_id, OutboxItem.state, func.count())
+                           .where(OutboxItem.message_id.in_(message_ids))
+                           .group_by(OutboxItem.message_id, OutboxItem.state)).all()
+    states: dict[int, Counter[str]] = {mid: Counter() for mid in message_ids}
+    for message_id, state, count in rows:
+        states[message_id][state] += count
+    return {mid: Progress(sum(c.values()), dict(c), {}) for mid, c in states.items()}
+
+
+def outcomes(session: Session, message_id: int) -> list[tuple[str, str | None, int]]:
+    """(state, error, count) of a message's recipients that did not get it (blocked,
+    failed, uncertain, expired, cancelled), the most frequent first: a report's reasons."""
+    rows = session.execute(select(OutboxItem.state, OutboxItem.error, func.count())
+                           .where(OutboxItem.message_id == message_id,
+                                  OutboxItem.state.in_((BLOCKED, FAILED, UNCERTAIN, EXPIRED,
+                                                        CANCELLED)))
+                           .group_by(OutboxItem.state, OutboxItem.error)).all()
+    return sorted(((state, error, count) for state, error, count in rows),
+                  key=lambda row: (-row[2], row[0], row[1] or ""))
+
+
 def finished_unreported(session: Session) -> list[OutboxMessage]:
     """Messages that asked for a report, with every recipient in a final state."""
     open_items = exists().where(OutboxItem.message_id == OutboxMessage.id,

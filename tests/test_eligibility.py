@@ -103,7 +103,8 @@ def test_not_found_and_name_mismatch_get_the_identical_reply(bot, sqlite_engine)
     mismatch = check(bot, "3201051203900001", "Bukan Budi", sector_label=None, user="61")
     assert unknown.replies == mismatch.replies
     with sqlite_engine.connect() as conn:
-        outcomes = [row.outcome for row in conn.execute(select(AuditLog.outcome))]
+        stmt = select(AuditLog.outcome).order_by(AuditLog.id)
+        outcomes = [row.outcome for row in conn.execute(stmt)]
     assert sorted(outcomes) == ["name_mismatch", "not_found"]
 
 

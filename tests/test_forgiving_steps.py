@@ -400,3 +400,49 @@ def test_a_bare_number_then_its_unit_is_the_duration(bot, unit, months, sqlite_e
     with make_sessionmaker(sqlite_engine)() as session:
         form = session.scalars(select(Conversation.state)).one()["form"]
     assert form["step"] == "summary" and form["values"]["months"] == months
+
+
+# ------------------------------------------------- found by the held-out conversations
+@pytest.mark.parametrize(("typed", "months"), [
+    ("udh 2 taunan", 24), ("setaun", 12), ("dua tahun setengah", 30), ("2 tahun setengah", 30),
+    ("setengah tahun", 6), ("1 taon", 12),
+])
+def test_more_everyday_durations_are_read(typed, months):
+    from domain.registration import parse_months
+
+    assert parse_months(typed).months == months
+
+
+@pytest.mark.parametrize("typed", ["usaha nya blm ada kak, baru niat", "belum buka usaha",
+                                   "masih rencana", "blm ada usaha"])
+def test_no_business_yet_in_a_sentence(typed):
+    from actions.eligibility import NO_BUSINESS_PHRASE
+
+    assert NO_BUSINESS_PHRASE.search(typed)
+
+
+@pytest.mark.parametrize("typed", ["gak ada modal", "jualan gorengan", "tidak mau"])
+def test_other_sentences_are_not_no_business(typed):
+    from actions.eligibility import NO_BUSINESS_PHRASE
+
+    assert not NO_BUSINESS_PHRASE.search(typed)
+
+
+def test_a_nik_sent_before_consent_is_not_read_and_consent_is_asked_again(bot, texts):
+    chat = Chat(bot).send("/daftar")
+    chat.send("3201051203900001")
+    assert chat.text == texts("consent_nik_first")
+    assert form_state_of(bot) == "consent", "still asking; the NIK was not taken"
+    chat.send("3201051203900001")  # again: still not counted as an abandoned consent
+    assert chat.text == texts("consent_nik_first")
+    chat.send("sok atuh")  # Sundanese: go ahead
+    assert "NIK" in chat.text and form_state_of(bot) == "nik"
+
+
+def form_state_of(bot) -> str | None:
+    from db.models import Conversation
+
+    with bot.sessions() as session:
+        states = [c.state for c in session.query(Conversation).all()]
+    forms = [s["form"] for s in states if s.get("form")]
+    return forms[0]["step"] if forms else None

@@ -119,7 +119,7 @@ def test_mentor_cli_add_assign_list(team, prokus, sessions):
     assert "only accepted" in prokus("mentors", "assign", "1", "PRK-2026-000009",
                                      ok=False).output
     with sessions() as session:
-        actions = session.scalars(select(AuditLog.action)).all()
+        actions = session.scalars(select(AuditLog.action).order_by(AuditLog.id)).all()
         role = session.scalar(select(User.role).where(User.external_id == MENTOR_TG))
     assert actions.count("mentor_assign") == 2 and "mentor_add" in actions
     assert role == "mentor"

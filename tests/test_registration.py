@@ -99,7 +99,7 @@ def test_happy_path_from_consent_to_number(bot, texts, sqlite_engine):
     assert texts("registration_submitted", number="PRK-2026-000001") == chat.replies[0].text
     with make_sessionmaker(sqlite_engine)() as session:
         reg = session.scalars(select(Registration)).one()
-        actions = session.scalars(select(AuditLog.action)).all()
+        actions = session.scalars(select(AuditLog.action).order_by(AuditLog.id)).all()
     assert (reg.number, reg.nik, reg.nama, reg.tanggal_lahir, reg.no_hp) == (
         "PRK-2026-000001", BUDI, "Budi Santoso", date(1990, 3, 12), "+6281234567890")
     assert (reg.kabupaten, reg.kecamatan, reg.desa, reg.bidang_usaha) == (
@@ -283,7 +283,7 @@ def test_unknown_nik_and_wrong_name_get_the_identical_reply(bot, texts, sqlite_e
     assert unknown.text == texts("eligibility_not_verified")
     assert form_state(sqlite_engine) is None
     with make_sessionmaker(sqlite_engine)() as session:
-        subjects = session.scalars(select(AuditLog.subject)).all()
+        subjects = session.scalars(select(AuditLog.subject).order_by(AuditLog.id)).all()
     assert subjects == ["3201********0099", "3201********0001"] * NAME_TRIES
 
 
