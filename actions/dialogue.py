@@ -17,6 +17,7 @@ from actions import (
     eligibility,
     fallback,
     faq,
+    handoff,
     mentor_tools,
     mentoring,
     registration,
@@ -30,7 +31,9 @@ from actions.identity import NikForm
 from actions.responses import Responses
 from actions.sanitize import MAX_CHARS, Problem, check
 from actions.types import Button, Reply, Turn
-from db import registrations, repo
+from db import nlu_review, registrations, repo
+from db.handoff import OfficeHours
+from db.handoff import office_hours as default_office_hours
 from db.models import User
 from nlu.client import NLUUnavailable, Parse
 
@@ -56,7 +59,13 @@ COMMANDS = {
     "/batal_jadwal": "mentor_cancel_session",
     "/peserta": "mentor_mentees",
     "/kirim": "mentor_broadcast",
+    "/petugas": "human_handoff",
 }
+
+# A turn answered from an NLU intent below this confidence is kept for review (issue 14).
+REVIEW_CONFIDENCE = 0.6
+# Sources of turns the dialogue did not understand (kept for review as "fallback").
+NOT_UNDERSTOOD_SOURCES = {"question_unclear"}
 
 # Outcomes that do not count as understanding the user (they keep the miss counter).
 NOT_UNDERSTOOD = {"nlu_fallback", "other", "unknown_command", "bad_input", "nlu_unavailable"}
@@ -196,15 +205,17 @@ class Dialogue:
     """Route each turn to one handler; build once at start-up, share across turns."""
 
     def __init__(self, nlu: NLU, texts: Responses, threshold: float = 0.3,
-                 clock: Callable[[], datetime] = lambda: datetime.now(WIB)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(WIB),
+                 office_hours: OfficeHours | None = None) -> None:
         self.nlu = nlu
         self.texts = texts
         self.threshold = threshold
         self.clock = clock
+        self.office_hours = office_hours or default_office_hours()
         self.handlers: dict[str, Handler] = {
             **smalltalk.HANDLERS, **support.HANDLERS, **fallback.HANDLERS,
             **eligibility.HANDLERS, **registration.HANDLERS, **status.HANDLERS,
-            **mentoring.HANDLERS, **mentor_tools.HANDLERS,
+            **mentoring.HANDLERS, **mentor_tools.HANDLERS, **handoff.HANDLERS,
         }
         self.forms: dict[str, Form] = {**eligibility.FORMS, **registration.FORMS,
                                        **status.FORMS, **mentor_tools.FORMS}
@@ -224,14 +235,21 @@ class Dialogue:
         state = repo.load_state(session, user)
         ctx = Context(turn=turn, user=user, state=state, session=session, texts=self.texts,
                       now=now or self.clock(), parses=parses or {})
-        form = self.forms.get(state.get("form", {}).get("name", ""))
-        if form is not None:
-            source = self._form_turn(ctx, form)
+        line = handoff.incoming(ctx)  # (read before the turn changes the offered buttons)
+        source = handoff.route(ctx, self)
+        if source is not None:  # a handoff's turn: no form, no NLU
+            self._remember(ctx, touch_form=False)
         else:
-            source = self._understand(ctx)
-            if not ctx.replies:
-                self._dispatch(ctx)
-        self._remember(ctx)
+            form = self.forms.get(state.get("form", {}).get("name", ""))
+            if form is not None:
+                source = self._form_turn(ctx, form)
+            else:
+                source = self._understand(ctx)
+                if not ctx.replies:
+                    self._dispatch(ctx)
+            self._review(ctx, source)
+            self._remember(ctx)
+            handoff.remember(ctx, line)
         repo.save_state(session, user, state)
         log.info(
             "turn",
@@ -269,13 +287,44 @@ class Dialogue:
         if shown:
             ctx.state["contact_keyboard"] = True
 
-    def _remember(self, ctx: Context) -> None:
+    @staticmethod
+    def _review(ctx: Context, source: str) -> None:
+        """Keep a turn the dialogue did not understand, or answered from an NLU intent with
+        low confidence, for operators to label (stored masked)."""
+        parse = ctx.parse
+        if parse is None or not ctx.turn.text:
+            return
+        if (source == "nlu" and ctx.intent == "nlu_fallback") or source in NOT_UNDERSTOOD_SOURCES:
+            reason = "fallback"
+        elif source == "nlu" and parse.confidence < REVIEW_CONFIDENCE:
+            reason = "low_confidence"
+        else:
+            return
+        nlu_review.record_miss(ctx.session, ctx.turn.text, parse, reason, ctx.now)
+
+    # The dialogue core as the handoff sees it (actions.handoff.Core).
+    def intent_of(self, token: str) -> str:
+        return self._intent_from_slash(token)
+
+    def dispatch(self, ctx: Context) -> None:
+        self._dispatch(ctx)
+
+    def resume_form(self, ctx: Context) -> bool:
+        """Ask a running form's question again after a handoff's turn; False if none."""
+        form = self.forms.get((ctx.state.get("form") or {}).get("name", ""))
+        if form is None:
+            return False
+        ctx.say("form_back")
+        form.ask(ctx)
+        return True
+
+    def _remember(self, ctx: Context, touch_form: bool = True) -> None:
         self._hide_contact_keyboard(ctx)
         # Only the buttons of the latest reply can be chosen by typing their label.
         ctx.state["buttons"] = [[b.label, b.payload] for r in ctx.replies for b in r.buttons]
         # A form button is accepted while its form stays at the step that offered it.
         form = ctx.state.get("form")
-        if form is not None:
+        if form is not None and touch_form:
             Form.touch(ctx)
             offered = {b.payload for r in ctx.replies for b in r.buttons
                        if b.payload.startswith(FORM_PREFIX)}
@@ -324,6 +373,9 @@ class Dialogue:
             return "keyword"
         if is_cancel(text):
             ctx.intent = "cancel"
+            return "keyword"
+        if handoff.asks_for_person(text):
+            ctx.intent = "human_handoff"
             return "keyword"
         if registration.for_someone_else(text):
             ctx.intent = "register_prokus"
@@ -411,6 +463,8 @@ class Dialogue:
             return "cancel"
         if text.casefold() in MENU_WORDS:
             return self._side(ctx, form, "menu")
+        if handoff.asks_for_person(text):
+            return self._side(ctx, form, "human_handoff")
         if ctx.state.get("last_intent") == "switch_offer" and form.data(ctx).get("switch"):
             # The answer to "stop this and start that?"
             choice = ctx.yes_no(text)
@@ -620,6 +674,11 @@ class Dialogue:
             if offered:
                 return offered
         ctx.intent = intent
+        if intent in handoff.OFFER_INTENTS:
+            # The offer keeps its buttons; the form waits (asked again after "Tidak usah",
+            # or after the handoff ends).
+            self._dispatch(ctx)
+            return "handoff_offer"
         if intent == "menu":
             # The menu, with a first button that takes the user back into the form.
             label = self.texts("form_resume_named",

@@ -1,5 +1,6 @@
 """When the NLU is unsure: ask which of the two likeliest intents was meant (two-stage
-fallback), or say so plainly and offer the menu; after repeated misses, offer a person."""
+fallback), or say so plainly and offer the menu; from the second miss in a row, offer a
+person (actions/handoff.py)."""
 
 from __future__ import annotations
 
@@ -36,12 +37,15 @@ def fallback(ctx: Context) -> None:
     misses = ctx.state.get("misses", 0) + 1
     ctx.state["misses"] = misses
     options = [o for o in candidates(ctx.parse) if f"label/{o}" in ctx.texts] if ctx.parse else []
+    # From the second miss in a row on, a person is offered too ("Bicara dengan petugas":
+    # the handoff offer, with what the operator will see, follows when it is pressed).
+    handoff = (Button(ctx.texts("label/human_handoff"), "/human_handoff"),) if misses >= 2 else ()
     if options:
         buttons = tuple(Button(ctx.texts(f"label/{o}"), f"/{o}") for o in options)
-        ctx.say("clarify", buttons=buttons + (Button(ctx.texts("label/other"), "/other"),))
+        ctx.say("clarify", buttons=buttons + (Button(ctx.texts("label/other"), "/other"),)
+                + handoff)
     elif misses >= 2:
-        handoff = Button(ctx.texts("label/human_handoff"), "/human_handoff")
-        ctx.say("fallback_again", buttons=ctx.main_menu() + (handoff,))
+        ctx.say("fallback_again", buttons=ctx.main_menu() + handoff)
     else:
         ctx.say("fallback", buttons=ctx.main_menu())
 

@@ -1,18 +1,8 @@
-"""Reaching a person, reporting a problem, and data given outside a form."""
+"""Data given outside a form. (Reaching a person and reporting a problem: actions/handoff.py.)"""
 
 from __future__ import annotations
 
 from actions.context import Context
-
-
-def human_handoff(ctx: Context) -> None:
-    """Tell the user how to reach a person."""
-    ctx.say("human_handoff", buttons=ctx.main_menu())
-
-
-def report_problem(ctx: Context) -> None:
-    """Take a problem report seriously and say where to report it."""
-    ctx.say("report_problem", buttons=ctx.main_menu())
 
 
 def inform(ctx: Context) -> None:
@@ -21,7 +11,5 @@ def inform(ctx: Context) -> None:
 
 
 HANDLERS = {
-    "human_handoff": human_handoff,
-    "report_problem": report_problem,
     "inform": inform,
 }

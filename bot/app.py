@@ -28,6 +28,7 @@ from bot.settings import Settings
 from db import inbox, repo
 from db.engine import make_engine, make_sessionmaker
 from db.errors import is_transient
+from db.handoff import OfficeHours
 from db.outbox import enqueue_replies
 from nlu.client import NLUClient, Parse
 from nlu.guard import GuardedNLU
@@ -175,7 +176,8 @@ def build_assistant(settings: Settings, nlu: NLU, engine: Engine | None = None) 
     guarded = GuardedNLU(nlu, max_concurrent=concurrency)
     # One thread for every call the guard admits (in flight or waiting for a slot), so a
     # call never waits in the executor's own queue, where no time limit applies.
-    dialogue = Dialogue(guarded, Responses.load(), threshold=settings.nlu_threshold)
+    dialogue = Dialogue(guarded, Responses.load(), threshold=settings.nlu_threshold,
+                        office_hours=OfficeHours.parse(settings.handoff_office_hours))
     return Assistant(dialogue=dialogue, sessions=make_sessionmaker(engine),
                      retry=RetryPolicy(budget=settings.turn_retry_seconds),
                      nlu_pool=ThreadPoolExecutor(concurrency + guarded.max_waiting,

@@ -1,5 +1,7 @@
-"""Work that runs beside the Telegram bot in one process: the outbox worker and the sync of
-the mentors' command menus. Both stop cleanly when the bot stops.
+"""Work that runs beside the Telegram bot in one process: the outbox worker, the sync of
+the mentors' command menus, and housekeeping (not-understood messages past retention;
+handoff tickets left 3 working days without an operator's answer, closed every 10 minutes).
+All stop cleanly when the bot stops.
 
 The worker runs under a supervisor: if it ends with an error (or ends at all before the
 bot stops) the error is logged and the worker started again after a growing pause. Its
@@ -70,6 +72,55 @@ async def mentor_sync(bot, assistant: Assistant, stop: asyncio.Event,
         await _wait(stop, every)
 
 
+NLU_RETENTION_SECONDS = 24 * 3600.0
+
+
+def purge_nlu_misses(assistant: Assistant) -> int:
+    """Delete the not-understood messages kept past their retention (db.nlu_review)."""
+    from datetime import UTC, datetime
+
+    from db.nlu_review import purge
+
+    with assistant.sessions.begin() as session:
+        return purge(session, datetime.now(UTC))
+
+
+async def nlu_retention(assistant: Assistant, stop: asyncio.Event,
+                        every: float = NLU_RETENTION_SECONDS) -> None:
+    """Once at start and then daily, delete unreviewed not-understood messages older than
+    90 days (an error is logged; the supervisor starts this again)."""
+    while not stop.is_set():
+        deleted = await asyncio.to_thread(purge_nlu_misses, assistant)
+        if deleted:
+            log.info("old not-understood messages deleted", extra={"count": deleted})
+        await _wait(stop, every)
+
+
+HANDOFF_CLOSE_SECONDS = 600.0
+
+
+def close_stale_handoffs(assistant: Assistant) -> int:
+    """Close tickets left without an operator's answer for 3 working days (db.handoff),
+    telling their users through the outbox."""
+    from db.handoff import auto_close_stale
+
+    dialogue = assistant.dialogue
+    with assistant.sessions.begin() as session:
+        return auto_close_stale(session, dialogue.clock(), dialogue.texts,
+                                dialogue.office_hours)
+
+
+async def handoff_auto_close(assistant: Assistant, stop: asyncio.Event,
+                             every: float = HANDOFF_CLOSE_SECONDS) -> None:
+    """Every 10 minutes, close stale handoff tickets (an error is logged; the supervisor
+    starts this again). Safe with several bot processes: each ticket is closed once."""
+    while not stop.is_set():
+        closed = await asyncio.to_thread(close_stale_handoffs, assistant)
+        if closed:
+            log.info("stale handoff tickets closed", extra={"count": closed})
+        await _wait(stop, every)
+
+
 async def supervise(name: str, run: Callable[[], Awaitable[object]], stop: asyncio.Event,
                     health: WorkerHealth, min_pause: float = RESTART_MIN_SECONDS,
                     max_pause: float = RESTART_MAX_SECONDS) -> None:
@@ -108,6 +159,11 @@ def add_background(app: Application, assistant: Assistant, settings,
     async def started(application: Application) -> None:
         await on_startup(application)
         tasks.append(asyncio.create_task(mentor_sync(application.bot, assistant, stop)))
+        tasks.append(asyncio.create_task(supervise(
+            "nlu retention", lambda: nlu_retention(assistant, stop), stop, WorkerHealth())))
+        tasks.append(asyncio.create_task(supervise(
+            "handoff auto-close", lambda: handoff_auto_close(assistant, stop), stop,
+            WorkerHealth())))
         if with_worker:
             tasks.append(asyncio.create_task(supervise(
                 "outbox worker", lambda: run_worker(settings, stop, health=health),

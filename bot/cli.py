@@ -251,17 +251,27 @@ def nlu_serve(settings: Settings, port: int | None) -> None:
 
 @nlu.command("eval")
 @click.option("--test-set", type=click.Path(exists=True, path_type=Path), default=None,
-              help="Rasa NLU YAML file (default nlu/tests/test_set.yml).")
+              help="Rasa NLU YAML file (default nlu/tests/test_set.yml, and then "
+                   "nlu/tests/reviewed_set.yml when `prokus nlu export-reviewed` wrote one).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
-              help="Where to write nlu-eval.json and the confusion report (default results/).")
+              help="Where to write nlu-eval.json and the confusion report (default results/; "
+                   "the reviewed set's as nlu-eval-reviewed.*).")
 @pass_settings
 def nlu_eval(settings: Settings, test_set: Path | None, out_dir: Path | None) -> None:
-    """Evaluate the model on the held-out test set through the NLU HTTP server."""
+    """Evaluate the model on the held-out test set through the NLU HTTP server (and on the
+    operators' reviewed set, when there is one)."""
     import httpx
 
     from nlu.evaluation import format_summary, load_examples, run, write_report
+    from nlu.reviewed import TEST_FILE, reviewed_test_set
 
-    examples = load_examples(test_set or settings.project_root / "nlu" / "tests" / "test_set.yml")
+    root = settings.project_root
+    sets = [("held-out set", "nlu-eval",
+             load_examples(test_set or root / "nlu" / "tests" / "test_set.yml"))]
+    reviewed = None if test_set else reviewed_test_set(root)
+    if reviewed is not None:
+        sets.append(("reviewed set", "nlu-eval-reviewed", load_examples(reviewed)))
+    reports = []
     try:
         with nlu_url(settings) as url, httpx.Client(base_url=url, timeout=30) as http:
 
@@ -270,14 +280,19 @@ def nlu_eval(settings: Settings, test_set: Path | None, out_dir: Path | None) ->
                 response.raise_for_status()
                 return response.json()
 
-            with click.progressbar(examples, label="Parsing held-out set",
-                                   file=sys.stderr) as bar:
-                report = run(examples, parse, progress=lambda items: bar)
+            for title, name, examples in sets:
+                with click.progressbar(examples, label=f"Parsing {title}",
+                                       file=sys.stderr) as bar:
+                    reports.append((title, name, run(examples, parse,
+                                                     progress=lambda items, b=bar: b)))
     except (FileNotFoundError, RuntimeError, TimeoutError, httpx.HTTPError) as exc:
         raise click.ClickException(str(exc)) from exc
-    json_path, md_path = write_report(report, out_dir or settings.project_root / "results")
-    click.echo(format_summary(report))
-    click.echo(f"report: {json_path}  confusion: {md_path}")
+    for index, (title, name, report) in enumerate(reports):
+        json_path, md_path = write_report(report, out_dir or root / "results", name)
+        if index:
+            click.echo(f"\n{title} ({TEST_FILE}):")
+        click.echo(format_summary(report))
+        click.echo(f"report: {json_path}  confusion: {md_path}")
 
 
 @nlu.command("fingerprint")
@@ -290,11 +305,14 @@ def nlu_fingerprint(settings: Settings) -> None:
 
 
 from bot.cli_mentoring import broadcast, mentors, worker  # noqa: E402
+from bot.cli_nlu_review import export_reviewed, purge_unreviewed  # noqa: E402
 from bot.cli_registrations import registrations  # noqa: E402
 from bot.cli_web import operators, serve  # noqa: E402
 
 for command in (registrations, mentors, broadcast, worker, operators, serve):
     main.add_command(command)
+nlu.add_command(export_reviewed)
+nlu.add_command(purge_unreviewed)
 
 if __name__ == "__main__":
     main()

@@ -85,6 +85,17 @@ def _http_url(value: str | None) -> bool:
     return value is None or re.match(r"^https?://[^\s/]+", value) is not None
 
 
+def _office_hours(value: str) -> bool:
+    """Readable by db.handoff.OfficeHours ("Mon-Fri 08:00-16:00", WIB)."""
+    from db.handoff import OfficeHours
+
+    try:
+        OfficeHours.parse(value)
+    except ValueError:
+        return False
+    return True
+
+
 RULES: dict[str, _Rule] = {
     "database_url": _Rule("DATABASE_URL", str, "a database URL such as sqlite:///data/prokus.db "
                           "or postgresql://user:password@host:5432/prokus",
@@ -129,6 +140,10 @@ RULES: dict[str, _Rule] = {
                                "login, however busy)", _between(1, 168)),
     "web_trust_proxy": _Rule("WEB_TRUST_PROXY", _parse_bool,
                              "1/0, true/false, yes/no or on/off"),
+    "handoff_office_hours": _Rule("HANDOFF_OFFICE_HOURS", str.strip,
+                                  "days and hours in WIB such as 'Mon-Fri 08:00-16:00' or "
+                                  "'Mon,Wed,Fri 08:00-12:00' (the end after the start)",
+                                  _office_hours),
 }
 SECRET_FIELDS = ("telegram_bot_token",)
 URL_FIELDS = ("database_url", "nlu_url", "telegram_api_url")
@@ -158,6 +173,7 @@ class Settings:
     web_idle_minutes: int = 30       # the console logs an operator out after this idle time
     web_session_hours: int = 12      # and after this long in any case
     web_trust_proxy: bool = False    # honour X-Forwarded-Proto (only behind a trusted proxy)
+    handoff_office_hours: str = "Mon-Fri 08:00-16:00"  # when operators answer (WIB)
 
     def __post_init__(self) -> None:
         problems = self.problems()

@@ -58,6 +58,7 @@ COMMANDS = [
     ("jadwal", "Jadwal pendampingan"),
     ("pendamping", "Kontak pendamping"),
     ("bantuan", "Cara memakai asisten"),
+    ("petugas", "Bicara dengan petugas"),
     ("batal", "Hentikan proses yang sedang berjalan"),
 ]
 # Added to the menu in each mentor's own chat (BotCommandScopeChat).

@@ -40,6 +40,8 @@ ACTION_LABELS: dict[str, str] = {
     "registration_submit": "Pendaftaran dikirim",
     "registration_status": "Status pendaftaran diubah",
     "registration_skip": "Perubahan status dilewati",
+    "nlu_label": "Label pesan NLU",
+    "nlu_discard": "Buang pesan NLU",
     "registrations_export": "Ekspor pendaftaran",
     "mentor_add": "Pendamping ditambahkan",
     "mentor_assign": "Pendamping ditugaskan",

@@ -33,7 +33,14 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
-from db.models import AuditLog, OutboxItem, OutboxMessage, Registration
+from db.models import (
+    AuditLog,
+    HandoffTicket,
+    NluMiss,
+    OutboxItem,
+    OutboxMessage,
+    Registration,
+)
 from domain import eligibility
 from domain import registration as rules
 from domain.nik import PROVINCES
@@ -163,6 +170,55 @@ class Dashboard:
     broadcasts: list[BroadcastDelivery]
     deliveries_per_day: list[DeliveryDay]
     not_understood_per_day: list[MissDay]
+    handoff: HandoffFigures | None = None       # talking to a person (issue 14)
+    nlu_review: ReviewCounts | None = None      # not-understood messages and their review
+
+
+# Outcomes of a closed handoff: db.handoff_inbox.OUTCOMES (operators pick one) and the
+# chat side's (db.handoff: the user ended it, cancelled or never wrote the question, or no
+# operator answered within 3 working days).
+HANDOFF_OUTCOME_LABELS = {
+    "selesai": "Selesai", "dirujuk": "Dirujuk", "tidak_ada_respons": "Tidak ada respons",
+    "spam": "Spam", "ended_by_user": "Diakhiri pengguna", "cancelled": "Dibatalkan pengguna",
+    "abandoned": "Tanpa pertanyaan", "no_answer": "Tak terjawab (3 hari kerja)",
+}
+
+
+@dataclass(frozen=True)
+class HandoffFigures:
+    """Handoff tickets: open now, the median time to an operator's first answer (tickets
+    created in the window) and the closed tickets of the window per outcome."""
+
+    waiting: int
+    assigned: int
+    median_first_response: timedelta | None
+    answered: int                      # tickets of the window with a first answer
+    per_outcome: list[Category]
+
+    @property
+    def open(self) -> int:
+        return self.waiting + self.assigned
+
+
+@dataclass(frozen=True)
+class ReviewCounts:
+    """Messages kept for review (table nlu_misses) per review status."""
+
+    new: int
+    labelled: int
+    discarded: int
+
+    @property
+    def total(self) -> int:
+        return self.new + self.labelled + self.discarded
+
+    @property
+    def reviewed(self) -> int:
+        return self.labelled + self.discarded
+
+    @property
+    def share_reviewed(self) -> float | None:
+        return self.reviewed / self.total if self.total else None
 
 
 # ---------------------------------------------------------------------- SQL helpers
@@ -398,6 +454,53 @@ def not_understood_per_day(session: Session, days: int = DEFAULT_DAYS, *,
     return [MissDay(d, *counts.get(d, (0, 0))) for d in dates]
 
 
+# ---------------------------------------------------------------------- handoff, review
+def median(values: list[timedelta]) -> timedelta | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def handoff_figures(session: Session, days: int = DEFAULT_DAYS, *,
+                    region_prefix: str | None = None,
+                    today: date | None = None) -> HandoffFigures:
+    """Open tickets now, the median first response of the window's tickets, and the
+    window's closed tickets per outcome; a region narrows by the ticket's kode_wilayah."""
+    _, start, end = window(days, today)
+    digits = region_digits(region_prefix)
+    where = ([HandoffTicket.kode_wilayah.startswith(digits, autoescape=True)]
+             if digits else [])
+    open_counts = dict(session.execute(
+        select(HandoffTicket.status, func.count())
+        .where(HandoffTicket.status.in_(("waiting", "assigned")), *where)
+        .group_by(HandoffTicket.status)).all())
+    waits = [first - created for created, first in session.execute(
+        select(HandoffTicket.created_at, HandoffTicket.first_response_at)
+        .where(HandoffTicket.first_response_at.is_not(None),
+               HandoffTicket.created_at >= start, HandoffTicket.created_at < end, *where))]
+    outcomes = _count_by(session, func.coalesce(HandoffTicket.outcome, "lainnya"), [
+        HandoffTicket.status == "closed", HandoffTicket.closed_at >= start,
+        HandoffTicket.closed_at < end, *where])
+    per_outcome = sorted((Category(key, HANDOFF_OUTCOME_LABELS.get(key, key), count)
+                          for key, count in outcomes.items()),
+                         key=lambda c: (-c.count, c.key))
+    return HandoffFigures(int(open_counts.get("waiting", 0)),
+                          int(open_counts.get("assigned", 0)), median(waits), len(waits),
+                          per_outcome)
+
+
+def review_counts(session: Session) -> ReviewCounts:
+    """Not-understood messages kept for review, per status (new, labelled, discarded)."""
+    counts = dict(session.execute(select(NluMiss.status, func.count())
+                                  .group_by(NluMiss.status)).all())
+    return ReviewCounts(int(counts.get("new", 0)), int(counts.get("labelled", 0)),
+                        int(counts.get("discarded", 0)))
+
+
 # ---------------------------------------------------------------------- broadcasts
 def broadcast_deliveries(session: Session, limit: int = 10) -> list[BroadcastDelivery]:
     """The latest `limit` broadcasts, newest first, with their deliveries per outbox state."""
@@ -464,6 +567,8 @@ def overview(session: Session, days: int = DEFAULT_DAYS, *, region_prefix: str |
                                                                  today=today),
         not_understood_per_day=[] if scoped else not_understood_per_day(session, days,
                                                                          today=today),
+        handoff=handoff_figures(session, days, region_prefix=region_prefix, today=today),
+        nlu_review=None if scoped else review_counts(session),
     )
 
 

@@ -291,6 +291,10 @@ class InboxUpdate(Base):
     set in the same transaction as the turn it caused, so it is handled exactly once."""
 
     __tablename__ = "inbox"
+    __table_args__ = (
+        Index("ix_inbox_pending", "processed_at", "update_id"),
+        Index("ix_inbox_user_pending", "user_key", "processed_at", "update_id"),
+    )
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     user_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -365,3 +369,84 @@ class KpmImportJob(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class HandoffTicket(Base):
+    """A conversation handed to a person (issue 14). `confirming`: the user was offered a
+    handoff and has not yet written their question; `waiting`: no operator has taken it;
+    `assigned`: an operator (`assigned_to`, a console username) has it; `closed` with an
+    `outcome`. At most one ticket that is not closed per user (a partial unique index)."""
+
+    __tablename__ = "handoff_tickets"
+    __table_args__ = (
+        CheckConstraint("status IN ('confirming', 'waiting', 'assigned', 'closed')",
+                        name="ck_handoff_tickets_status"),
+        Index("ix_handoff_tickets_status_created", "status", "created_at"),
+        Index("ix_handoff_tickets_user", "user_id", "status"),
+        Index("uq_handoff_tickets_open_user", "user_id", unique=True,
+              sqlite_where=text("status != 'closed'"),
+              postgresql_where=text("status != 'closed'")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    kode_wilayah: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    topic: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    assigned_to: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_user_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_operator_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    closed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class HandoffMessage(Base):
+    """One message of a handoff: from the user (text stored with NIK and phone masked), an
+    operator (`author`; `outbox_message_id` gives its delivery state) or the system.
+    `kind` is "text", or what was sent instead ("photo", "sticker", ...)."""
+
+    __tablename__ = "handoff_messages"
+    __table_args__ = (
+        CheckConstraint("sender IN ('user', 'operator', 'system')",
+                        name="ck_handoff_messages_sender"),
+        Index("ix_handoff_messages_ticket", "ticket_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("handoff_tickets.id", ondelete="CASCADE"))
+    sender: Mapped[str] = mapped_column(String(16))
+    author: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16), default="text", server_default="text")
+    text: Mapped[str] = mapped_column(Text)
+    outbox_message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("outbox_messages.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class NluMiss(Base):
+    """A message the bot did not understand (`reason` "fallback") or answered with low
+    confidence ("low_confidence"), stored with NIK-like and phone numbers masked, with the
+    model's ranking; operators label it (`label`: an intent, a faq/* key or out_of_scope)
+    or discard it."""
+
+    __tablename__ = "nlu_misses"
+    __table_args__ = (
+        CheckConstraint("status IN ('new', 'labelled', 'discarded')", name="ck_nlu_misses_status"),
+        Index("ix_nlu_misses_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str] = mapped_column(String(4096))
+    intent: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    confidence: Mapped[float | None] = mapped_column(nullable=True)
+    ranking: Mapped[list[Any] | None] = mapped_column(JSONType, nullable=True)
+    reason: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="new", server_default="new")
+    label: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reviewed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

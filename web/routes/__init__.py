@@ -11,15 +11,17 @@ from web.routes import (
     auth,
     broadcasts,
     home,
+    inbox,
     kpm_upload,
     mentors,
+    nlu_review,
     operators,
     registrations,
 )
 from web.security import guard_routes
 
-MODULES = (auth, home, registrations, mentors, broadcasts, kpm_upload, audit_viewer,
-           operators)
+MODULES = (auth, home, registrations, inbox, mentors, broadcasts, kpm_upload, audit_viewer,
+           operators, nlu_review)
 
 
 def all_routes() -> list[BaseRoute]:

@@ -166,7 +166,26 @@ def home(request: Request) -> Response:
         "delivery_groups": list(dash.DELIVERY_GROUPS),
         "can_audit": operator.has_role("supervisor"),
         "cache_seconds": int(CACHE_SECONDS),
+        "handoff": figures.overview.handoff,
+        "review": figures.overview.nlu_review,
+        "duration": duration,
     })
+
+
+def duration(value) -> str:
+    """A median response time for people: "45 dtk", "12 mnt", "3 jam 5 mnt", or "–"."""
+    if value is None:
+        return "–"
+    seconds = int(value.total_seconds())
+    if seconds < 60:
+        return f"{seconds} dtk"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} mnt"
+    hours, rest = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} jam {rest} mnt" if rest else f"{hours} jam"
+    return f"{hours // 24} hari {hours % 24} jam"
 
 
 routes = [Route("/", home, methods=["GET"])]
