@@ -292,7 +292,8 @@ class Dialogue:
         """Keep a turn the dialogue did not understand, or answered from an NLU intent with
         low confidence, for operators to label (stored masked)."""
         parse = ctx.parse
-        if parse is None or not ctx.turn.text:
+        text, problem = check(ctx.turn.text)
+        if parse is None or problem is not None or not text:
             return
         if (source == "nlu" and ctx.intent == "nlu_fallback") or source in NOT_UNDERSTOOD_SOURCES:
             reason = "fallback"
@@ -300,7 +301,7 @@ class Dialogue:
             reason = "low_confidence"
         else:
             return
-        nlu_review.record_miss(ctx.session, ctx.turn.text, parse, reason, ctx.now)
+        nlu_review.record_miss(ctx.session, text, parse, reason, ctx.now)
 
     # The dialogue core as the handoff sees it (actions.handoff.Core).
     def intent_of(self, token: str) -> str:

@@ -370,8 +370,11 @@ def incoming(ctx: Context) -> str | None:
         return "(membagikan kontak)"
     if turn.payload:
         label = next((lbl for lbl, p in ctx.state.get("buttons", []) if p == turn.payload), None)
-        return f"[tombol: {label or turn.payload}]"
-    return turn.text
+        return f"[tombol: {label}]" if label else "[tombol]"  # never the raw payload
+    text, problem = check(turn.text)  # only clean text goes into the state
+    if problem is None:
+        return text
+    return "(pesan kosong atau tidak terbaca)" if turn.text else None
 
 
 def remember(ctx: Context, line: str | None) -> None:

@@ -60,6 +60,8 @@ def record_miss(session: Session, text: str, parse: Parse | None, reason: str,
         return
     if reason not in REASONS:
         raise ValueError(f"reason must be one of {REASONS}, got {reason!r}")
+    # Only text a database can hold: no NUL, no lone surrogates (bad input from a client).
+    text = text.replace("\x00", "").encode("utf-8", "ignore").decode("utf-8")
     masked = redact_message(" ".join(text.split()))[:MAX_TEXT]
     if not masked:
         return
