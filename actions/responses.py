@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import yaml
@@ -35,3 +36,10 @@ class Responses:
     def raw(self, key: str) -> str:
         """The text with its `{placeholders}` unfilled."""
         return self._texts[key]
+
+
+@cache
+def shared() -> Responses:
+    """The default texts, loaded once per process (for code that has no Dialogue at hand:
+    the console's pages, the operator's side of a handoff)."""
+    return Responses.load()

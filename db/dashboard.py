@@ -117,20 +117,10 @@ class MissDay:
     conversations: int  # distinct users with at least one such turn that day
 
 
-def _grouped(states: dict[str, int]) -> dict[str, int]:
-    return {group: sum(states.get(s, 0) for s in members)
-            for group, members in DELIVERY_GROUPS.items()}
+class _States:
+    """Outbox rows per raw state (`states`), their total and their DELIVERY_GROUPS."""
 
-
-@dataclass(frozen=True)
-class BroadcastDelivery:
-    """One broadcast and where its deliveries stand."""
-
-    message_id: int
-    created_at: datetime  # UTC
-    created_by: str
-    reference: str | None  # the audience ("registrants:diterima", "mentor:3", ...)
-    states: dict[str, int]  # raw outbox states -> rows
+    states: dict[str, int]
 
     @property
     def total(self) -> int:
@@ -139,21 +129,25 @@ class BroadcastDelivery:
     @property
     def groups(self) -> dict[str, int]:
         """Counts per DELIVERY_GROUPS key (sent, pending, failed, uncertain, cancelled)."""
-        return _grouped(self.states)
+        return {group: sum(self.states.get(s, 0) for s in members)
+                for group, members in DELIVERY_GROUPS.items()}
 
 
 @dataclass(frozen=True)
-class DeliveryDay:
+class BroadcastDelivery(_States):
+    """One broadcast and where its deliveries stand."""
+
+    message_id: int
+    created_at: datetime  # UTC
+    created_by: str
+    reference: str | None  # the audience ("registrants:diterima", "mentor:3", ...)
+    states: dict[str, int]  # raw outbox states -> rows
+
+
+@dataclass(frozen=True)
+class DeliveryDay(_States):
     day: date
     states: dict[str, int] = field(default_factory=dict)  # raw outbox states -> rows
-
-    @property
-    def total(self) -> int:
-        return sum(self.states.values())
-
-    @property
-    def groups(self) -> dict[str, int]:
-        return _grouped(self.states)
 
 
 @dataclass(frozen=True)

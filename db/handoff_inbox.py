@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
-from actions.responses import Responses
+from actions.responses import shared
 from bot.render import TEXT_LIMIT, split_text
 from db.models import (
     HandoffMessage,
@@ -66,14 +66,7 @@ DELIVERY = {"pending": "menunggu", "claimed": "menunggu", "sending": "menunggu",
 DELIVERY_LABELS = {"menunggu": "Menunggu dikirim", "terkirim": "Terkirim",
                    "gagal": "Gagal dikirim", "tidak_pasti": "Tidak pasti terkirim",
                    "batal": "Tidak dikirim"}
-_texts: Responses | None = None
-
-
-def texts() -> Responses:
-    global _texts
-    if _texts is None:
-        _texts = Responses.load()
-    return _texts
+texts = shared  # the bot's Indonesian texts, loaded once
 
 
 class InboxError(Exception):

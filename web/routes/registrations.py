@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from actions.responses import Responses
+from actions.responses import shared
 from db import registration_queue as queue
 from db import registrations as repo
 from db.models import Kpm, Registration
@@ -61,15 +61,7 @@ ACTION_LABELS = {rules.VERIFIED: "Verifikasi", rules.ACCEPTED: "Terima",
                  rules.REJECTED: "Tolak"}
 QUERY_KEYS = ("status", "wilayah", "bidang", "dari", "sampai", "q", "urut")
 SECTORS = (*eligibility.SECTORS, eligibility.REVIEW)
-_texts: Responses | None = None
-
-
-def texts() -> Responses:
-    """The bot's Indonesian texts (sector names, criteria, the applicant's notices)."""
-    global _texts
-    if _texts is None:
-        _texts = Responses.load()
-    return _texts
+texts = shared  # the bot's Indonesian texts, loaded once
 
 
 def sector_label(key: str) -> str:
