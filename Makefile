@@ -38,8 +38,9 @@ $(NLU_VENV)/.installed: requirements-nlu.txt requirements-nlu.lock
 train: setup ## Train the NLU model unless one matches config.yml + nlu/ data
 	@$(PROKUS) nlu train
 
-db: setup ## Migrate the database (DATABASE_URL, default SQLite in data/) and load demo data
+db: setup ## Migrate the database (DATABASE_URL, default SQLite in data/), load regions and demo data
 	@$(PROKUS) db upgrade
+	@$(PROKUS) regions load
 	@$(PROKUS) db demo
 
 chat: train db ## Chat in the console (starts and stops a local NLU server); CHAT_USER=ID
@@ -53,6 +54,7 @@ run: train db ## Run the Telegram bot (needs TELEGRAM_BOT_TOKEN)
 
 web: $(VENV)/.installed ## Operator web console on http://127.0.0.1:$(WEB_PORT) (demo data + demo supervisor, local demo db only)
 	@$(PROKUS) db upgrade
+	@$(PROKUS) regions load
 	@$(PROKUS) db demo
 	@$(PROKUS) operators demo
 	@$(PROKUS) serve --host 127.0.0.1 --port $(WEB_PORT)
@@ -79,8 +81,9 @@ nlu-validate: setup ## Check the NLU data with `rasa data validate`
 nlu-compare: setup ## Compare pipelines, 5-fold CV, timings (slow: ~30 min) -> results/nlu-compare.json
 	@$(NLU_VENV)/bin/python scripts/nlu_compare.py --folds $(or $(FOLDS),5)
 
-bench: $(VENV)/.installed ## Benchmarks: KPM import (1M rows, SQLite + PostgreSQL) and NIK lookup
+bench: $(VENV)/.installed ## Benchmarks: KPM import (1M rows, SQLite + PostgreSQL), NIK lookup, region load/match
 	@$(VENV)/bin/python scripts/bench_kpm.py --rows $(or $(ROWS),1000000)
+	@$(VENV)/bin/python scripts/bench_regions.py
 
 bench-broadcast: $(VENV)/.installed ## Broadcast to N (10000) via the fake Bot API at 30/s, with a SIGKILL -> results/broadcast.json
 	@$(VENV)/bin/python scripts/bench_broadcast.py --recipients $(or $(N),10000)

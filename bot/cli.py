@@ -306,10 +306,11 @@ def nlu_fingerprint(settings: Settings) -> None:
 
 from bot.cli_mentoring import broadcast, mentors, worker  # noqa: E402
 from bot.cli_nlu_review import export_reviewed, purge_unreviewed  # noqa: E402
+from bot.cli_regions import regions  # noqa: E402
 from bot.cli_registrations import registrations  # noqa: E402
 from bot.cli_web import operators, serve  # noqa: E402
 
-for command in (registrations, mentors, broadcast, worker, operators, serve):
+for command in (registrations, regions, mentors, broadcast, worker, operators, serve):
     main.add_command(command)
 nlu.add_command(export_reviewed)
 nlu.add_command(purge_unreviewed)

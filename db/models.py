@@ -450,3 +450,30 @@ class NluMiss(Base):
     reviewed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Region(Base):
+    """An official administrative region (Kemendagri code, idn-area-data; ODbL 1.0): `code`
+    dotted ("32.01.01.1007"), `digits` the same without dots (NIK prefixes, `kode_wilayah`),
+    `level` province | kabupaten | kecamatan | desa, `kind` kabupaten/kota or desa/kelurahan
+    (from the name and the code), `name` official, `name_norm` lower case without the
+    "Kabupaten"/"Kota" prefix or punctuation (db/regions.normalise). Filled by
+    `prokus regions load`."""
+
+    __tablename__ = "regions"
+    __table_args__ = (
+        CheckConstraint("level IN ('province', 'kabupaten', 'kecamatan', 'desa')",
+                        name="ck_regions_level"),
+        Index("ix_regions_parent", "parent_code"),
+        Index("ix_regions_level", "level"),
+        Index("ix_regions_name_norm", "name_norm"),
+        Index("uq_regions_digits", "digits", unique=True),
+    )
+
+    code: Mapped[str] = mapped_column(String(13), primary_key=True)
+    parent_code: Mapped[str | None] = mapped_column(String(13), nullable=True)
+    level: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    name: Mapped[str] = mapped_column(String(100))
+    name_norm: Mapped[str] = mapped_column(String(100))
+    digits: Mapped[str] = mapped_column(String(10))
