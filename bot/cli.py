@@ -176,6 +176,10 @@ def kpm_import(settings: Settings, csv_file: Path, rejects: Path | None) -> None
         raise click.ClickException(f"{csv_file} is not UTF-8 text: {exc}") from exc
     finally:
         engine.dispose()
+    if result.regions_unchecked:
+        from db.kpm_import import REGIONS_UNCHECKED
+
+        click.echo(f"warning: {REGIONS_UNCHECKED}", err=True)
     click.echo(
         f"rows {result.rows}: inserted {result.inserted}, updated {result.updated}, "
         f"unchanged {result.unchanged}, rejected {result.rejected}"

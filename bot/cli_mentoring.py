@@ -33,7 +33,8 @@ def mentors() -> None:
 @click.option("--name", required=True, help="Full name, shown to mentees.")
 @click.option("--phone", required=True, help="Mobile number, shown to mentees (08... or +62...).")
 @click.option("--region", required=True,
-              help="Kode wilayah of the area (e.g. 3201 or 73.71); sets WIB/WITA/WIT.")
+              help="Kode wilayah of the area, dotted or digits (e.g. 3201 or 73.71), checked "
+                   "against the regions table once loaded; sets WIB/WITA/WIT.")
 @click.option("--operator", default=None, help="Your name for the audit log.")
 @pass_settings
 def mentors_add(settings: Settings, telegram_id: str, name: str, phone: str, region: str,
@@ -54,6 +55,8 @@ def mentors_add(settings: Settings, telegram_id: str, name: str, phone: str, reg
                        subject=f"mentor:{mentor.id}", detail={"region": fields.region})
             mentor_id = mentor.id
     except mentoring.MentoringError as exc:
+        if exc.code == "region":  # a code the loaded regions table does not have
+            raise click.BadParameter(str(exc), param_hint="--region") from exc
         raise _error(exc) from exc
     click.echo(f"mentor {mentor_id}: {fields.name} ({regions.zone_name(fields.region)}); "
                "their /jadwal_baru, /peserta and /kirim now work in Telegram")

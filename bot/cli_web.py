@@ -138,7 +138,9 @@ def operators() -> None:
 @click.argument("username")
 @click.option("--role", type=click.Choice(ROLES), required=True, help="What the account may do.")
 @click.option("--region", default=None,
-              help="Kode wilayah the account is limited to, e.g. 32.01 (optional).")
+              help="Kode wilayah the account is limited to, dotted or digits, e.g. 32.01 "
+                   "(optional; stored as digits, checked against the regions table once "
+                   "loaded).")
 @click.option("--password-stdin", is_flag=True,
               help="Read the password (10-256 characters) from one line of standard input "
                    "instead of asking for it.")
@@ -153,7 +155,9 @@ def operators_add(settings: Settings, username: str, role: str, region: str | No
 
     try:  # check what can be checked before asking for a password
         accounts.check_username(username)
-        accounts.check_region(region)
+        if accounts.check_region(region) is not None:
+            with sessions(settings) as factory, factory() as session:
+                accounts.check_known_region(session, region)
     except accounts.OperatorError as exc:
         raise _bad(exc) from exc
     password = _read_password(password_stdin)

@@ -7,7 +7,10 @@ Targets (the CLI's --to, the console's audience picker):
   registrants:STATUS    registrations with that status (diajukan, diverifikasi, diterima,
                         ditolak)
   region:CODE           active registrations whose KPM registry record lies in the region
-                        (kode wilayah prefix, e.g. 32.01)
+                        (kode wilayah prefix, dotted or digits: a province 32, a kabupaten
+                        32.01 or a kecamatan 32.01.05); once `prokus regions load` has
+                        filled the regions table, a code it lacks is refused
+                        ("unknown region code 32.99", code target_region)
 Only registrations made through the chat have an account to write to; of those accounts,
 one that blocked the bot (or left: inactive) or is not on Telegram is skipped.
 """
@@ -21,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db import mentoring
+from db import regions as region_table
 from db.models import Kpm, OutboxMessage, Registration, User, utcnow
 from db.outbox import enqueue
 from domain import regions
@@ -105,6 +109,11 @@ def resolve(session: Session, target: str) -> Audience:
     that names nothing and MentoringError for an unknown mentor."""
     kind, value = parse_target(target)
     normal = f"{kind}:{value}"
+    if kind == "region":
+        try:
+            region_table.check_code(session, value)
+        except region_table.UnknownRegion as exc:
+            raise BroadcastError(f"{exc}; {TARGET_HELP}", "target_region") from None
     if kind == "mentees":
         mentor = mentoring.mentor_by_id(session, int(value))
         people = mentoring.mentees(session, mentor.id)

@@ -3,6 +3,12 @@
 Header: nik,nama,tanggal_lahir,jenis_kelamin,kode_wilayah,status_pkh,tanggal_graduasi,no_hp
 A row is stored whole or not at all; rejected rows go to a report (line, reason, masked
 NIK). Importing the same file twice changes nothing: unchanged rows are not written.
+
+Each `kode_wilayah` must be a desa/kelurahan of the regions table (issue 15): the table's
+desa codes are read once into a set, so the check costs a set lookup per row; a code it
+lacks is a rejected row ("kode_wilayah: unknown ..."). When the table is empty (`prokus
+regions load` not run), codes are checked on their shape only and the result says so
+(`regions_unchecked`, REGIONS_UNCHECKED for the CLI).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from db import regions as region_table
 from db.models import Kpm
 from domain import nik as nik_rules
 from domain import phone as phone_rules
@@ -31,6 +38,8 @@ BATCH = 5000
 # The registry's calendar: "today" for the birth- and graduation-date checks is the date in
 # Jakarta (WIB), whatever the server's own time zone.
 WIB = ZoneInfo("Asia/Jakarta")
+REGIONS_UNCHECKED = ("regions table empty: kode_wilayah not checked; "
+                     "run prokus regions load")
 
 
 def _utcnow() -> datetime:
@@ -58,6 +67,7 @@ class ImportResult:
     warnings: int = 0
     rejects_path: Path | None = None
     reasons: dict[str, int] = field(default_factory=dict)
+    regions_unchecked: bool = False  # the regions table was empty: codes not checked
 
 
 def _date(value: str, column: str) -> date:
@@ -221,6 +231,9 @@ def import_csv(sessions: sessionmaker[Session], source: TextIO, rejects: TextIO,
         raise RowError(f"unexpected header {header}; expected {','.join(HEADER)}")
     report = csv.writer(rejects)
     report.writerow(["line", "reason", "nik_masked"])
+    with sessions() as session:
+        desa = region_table.digits_at(session, "desa")
+    result.regions_unchecked = not desa
     batch: dict[str, dict[str, Any]] = {}
     for row in reader:
         if not any(cell.strip() for cell in row):
@@ -228,6 +241,9 @@ def import_csv(sessions: sessionmaker[Session], source: TextIO, rejects: TextIO,
         result.rows += 1
         try:
             values, warnings = validate(row, today)
+            if desa and values["kode_wilayah"] not in desa:
+                raise RowError("kode_wilayah: unknown "
+                               f"{region_table.dotted(values['kode_wilayah'])}")
         except RowError as error:
             result.rejected += 1
             reason = str(error)
@@ -254,7 +270,7 @@ LAST_NAMES = ["Santoso", "Aminah", "Wibowo", "Lestari", "Marlina", "Hidayat", "R
               "Saputra", "Kurniawan", "Wati", "Pratama", "Susanti", "Nugroho", "Handayani"]
 # Real desa/kelurahan-shaped codes in several provinces (the people are fake).
 REGIONS = ["3201052001", "3374021003", "3578101004", "7371111002", "1271051001",
-           "5171031002", "6371041001", "9471021001"]
+           "5171011002", "6371041001", "9171011001"]
 
 
 def write_demo(out: TextIO, count: int, seed: int = 7,

@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from db import regions as region_table
 from db import repo
 from db.models import Assignment, Mentor, MentoringSession, Registration, User, utcnow
 from domain import phone as phone_rules
@@ -70,7 +71,12 @@ def check_mentor(telegram_id: str, name: str, phone: str, region: str) -> Mentor
 def add_mentor(session: Session, telegram_id: str, name: str, phone: str,
                region: str) -> Mentor:
     """Give a Telegram account the mentor role (again, for a disabled mentor: their record
-    is made active with the new details)."""
+    is made active with the new details). The region (digits) must be in the regions
+    table once `prokus regions load` has filled it: MentoringError (field "region")."""
+    try:
+        region_table.check_code(session, region)
+    except region_table.UnknownRegion as exc:
+        raise MentoringError(f"{exc} (not in the regions table)", "region") from None
     user = repo.get_or_create_user(session, "telegram", telegram_id)
     existing = session.scalars(select(Mentor).where(Mentor.user_id == user.id)).first()
     if existing is not None and user.role == MENTOR_ROLE:

@@ -477,3 +477,6 @@ class Region(Base):
     name: Mapped[str] = mapped_column(String(100))
     name_norm: Mapped[str] = mapped_column(String(100))
     digits: Mapped[str] = mapped_column(String(10))
+    # WIB | WITA | WIT on provinces (None below them): filled by the loader from
+    # domain.regions.zone_name, the one source of the mapping (migration 0012).
+    zone: Mapped[str | None] = mapped_column(String(4), nullable=True)

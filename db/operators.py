@@ -25,6 +25,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from db import regions as region_table
 from db.models import Operator, OperatorSession
 from domain import regions
 
@@ -72,7 +73,8 @@ def check_role(role: str) -> str:
 
 
 def check_region(region: str | None) -> str | None:
-    """A kode wilayah such as 32.01 stored as digits (3201), or None for no region."""
+    """A kode wilayah such as 32.01 stored as digits (3201), or None for no region (its
+    shape only; `add_operator` also checks it against the regions table once loaded)."""
     if region is None or not region.strip():
         return None
     region = region.strip()
@@ -80,6 +82,19 @@ def check_region(region: str | None) -> str | None:
         raise OperatorError("region_invalid", "a region is a kode wilayah of 2-10 digits with "
                             "a known province, e.g. 32 or 32.01 or 32.01.05")
     return region.replace(".", "")
+
+
+def check_known_region(session: Session, region: str | None) -> str | None:
+    """`check_region`, and once `prokus regions load` has filled the regions table, the code
+    must be one of its regions (OperatorError region_invalid otherwise)."""
+    code = check_region(region)
+    if code is not None:
+        try:
+            region_table.check_code(session, code)
+        except region_table.UnknownRegion as exc:
+            raise OperatorError("region_invalid", f"{exc}: not in the regions table "
+                                "(see `prokus regions match`)") from None
+    return code
 
 
 def check_password(password: str) -> str:
@@ -134,7 +149,7 @@ def add_operator(session: Session, username: str, role: str, password: str,
     """Create an account; OperatorError for a rule broken or a username already taken."""
     username = check_username(username)
     role = check_role(role)
-    code = check_region(region)
+    code = check_known_region(session, region)
     check_password(password)
     if get_operator(session, username) is not None:
         raise OperatorError("username_taken", f"the username {username!r} is already taken")

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from db.models import Region
+from domain.regions import zone_name
 
 DATA_DIR = Path(__file__).resolve().parent / "regions_data"
 LEVELS = ("province", "kabupaten", "kecamatan", "desa")
@@ -189,6 +190,7 @@ def read_rows(data_dir: Path = DATA_DIR) -> Iterator[dict[str, str | None]]:
                     "name": name,
                     "name_norm": normalise(name)[:100],
                     "digits": code.replace(".", ""),
+                    "zone": zone_name(code) if level == "province" else None,
                 }
 
 
@@ -207,7 +209,7 @@ def load(target: Session | Connection | Engine, data_dir: Path = DATA_DIR,
         with target.begin() as conn:
             return load(conn, data_dir, progress)
     rows = list(read_rows(data_dir))
-    columns = ("parent_code", "level", "kind", "name", "name_norm", "digits")
+    columns = ("parent_code", "level", "kind", "name", "name_norm", "digits", "zone")
     current = {r[0]: tuple(r[1:]) for r in target.execute(
         select(Region.code, *(getattr(Region, c) for c in columns)))}
     result = LoadResult()
@@ -512,3 +514,71 @@ def match(session: Session | Connection, text: str, within: str | None = None,
     return [Candidate(code, index.name[code], index.level[code], score)
             for score, code in scored[:limit]]
 
+
+
+# ------------------------------------------------------------- codes typed anywhere
+_DOTTED = re.compile(r"\d{2}(\.\d{2}(\.\d{2}(\.\d{4})?)?)?")
+_CODE_DIGITS = (2, 4, 6, 10)
+
+
+class UnknownRegion(ValueError):
+    """A code of the right shape that the (loaded) table does not have."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"unknown region code {dotted(code)}")
+        self.code = code
+
+
+def normalise_code(text: str) -> str:
+    """A region code as typed, dotted or not ("32.01", "3201", " 32.01.05 ", "32.01.05.2001"),
+    as its digits ("3201"). ValueError when it is not shaped like a province (2 digits),
+    kabupaten (4), kecamatan (6) or desa (10) code."""
+    code = (text or "").strip()
+    if "." in code:
+        if not _DOTTED.fullmatch(code):
+            raise ValueError(f"not a region code: {code!r} (e.g. 32, 32.01, 32.01.05)")
+        return code.replace(".", "")
+    if not (code.isascii() and code.isdigit()) or len(code) not in _CODE_DIGITS:
+        raise ValueError(f"not a region code: {code!r} (e.g. 32, 32.01, 32.01.05)")
+    return code
+
+
+def loaded(session: Session | Connection) -> bool:
+    """Whether `prokus regions load` has filled the table (codes can be checked)."""
+    return session.execute(select(Region.code).limit(1)).first() is not None
+
+
+def known(session: Session, code: str) -> Region | None:
+    """The region of a code typed dotted or as digits, or None when the table does not have
+    it (or the text is not a code). Only meaningful when `loaded()`."""
+    try:
+        digits = normalise_code(code)
+    except ValueError:
+        return None
+    return session.scalar(select(Region).where(Region.digits == digits))
+
+
+def check_code(session: Session, code: str) -> str:
+    """The digits of a code an operator typed (a mentor's or an account's region, a
+    broadcast's prefix): UnknownRegion when the table is loaded and lacks it; when the
+    table is empty the code is taken on its shape alone (as before the table existed)."""
+    digits = code.strip().replace(".", "")
+    if loaded(session) and known(session, code) is None:
+        raise UnknownRegion(digits)
+    return digits
+
+
+def digits_at(session: Session | Connection, level: str) -> set[str]:
+    """Every code of one level as digits, in one query (the KPM import checks its
+    `kode_wilayah` against the desa set in memory, not with a query per row)."""
+    return set(session.execute(select(Region.digits).where(Region.level == level)).scalars())
+
+
+def zone_of(session: Session, code: str) -> str | None:
+    """WIB, WITA or WIT of the province of `code` (dotted or digits, any level), as stored in
+    the table; None when the table does not have that province. It always equals
+    domain.regions.zone_name(code), which schedules and reminders use (pure, no database):
+    the loader fills `zone` from it, and tests/test_region_codes.py checks every province."""
+    digits = code.strip().replace(".", "")[:2]
+    return session.scalar(select(Region.zone).where(Region.digits == digits,
+                                                    Region.level == "province"))

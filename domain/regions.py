@@ -1,5 +1,11 @@
 """Indonesia's three time zones by province code (the first two digits of a kode wilayah):
-WIB (UTC+7), WITA (UTC+8), WIT (UTC+9)."""
+WIB (UTC+7), WITA (UTC+8), WIT (UTC+9).
+
+This module is the single source of the mapping. `prokus regions load` stores it on each
+province of the regions table (`regions.zone`, read by db.regions.zone_of), and
+tests/test_region_codes.py checks that every loaded province's stored zone equals
+`zone_name` here, so the two always agree. Schedules and reminders call `zone` directly:
+it is pure and needs no database (nor a loaded table)."""
 
 from __future__ import annotations
 
