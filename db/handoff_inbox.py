@@ -69,6 +69,12 @@ DELIVERY_LABELS = {"menunggu": "Menunggu dikirim", "terkirim": "Terkirim",
 texts = shared  # the bot's Indonesian texts, loaded once
 
 
+def topic_label(topic: str | None) -> str | None:
+    """What led to the handoff, as the bot's button names it ("Laporkan masalah")."""
+    key = f"label/{topic}"
+    return texts()(key) if topic and key in texts() else topic
+
+
 class InboxError(Exception):
     """Why a step was not done: not_found, taken (by `holder`), not_taken, mine (the
     operator already holds it), closed, empty, too_long, bad_outcome."""
@@ -94,6 +100,10 @@ class TicketRow:
     outcome: str | None
     messages: int
     preview: str | None          # the user's latest message (already masked), shortened
+
+    @property
+    def topic_label(self) -> str | None:
+        return topic_label(self.topic)
 
     @property
     def waiting_since(self) -> datetime | None:

@@ -14,19 +14,17 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 from db import repo  # noqa: E402
 from db.engine import make_engine, make_sessionmaker  # noqa: E402
 from db.kpm_import import import_csv, write_demo  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
+from scripts.throwaway_db import throwaway_database  # noqa: E402
 
 
 def bench(url: str, csv_path: Path, lookups: int) -> dict:
@@ -77,21 +75,11 @@ def main() -> None:
     print("SQLite ...", flush=True)
     results["sqlite"] = bench(f"sqlite:///{work / 'bench.db'}", csv_path, args.lookups)
     print(json.dumps(results["sqlite"]), flush=True)
-    name = f"prokus_bench_{uuid.uuid4().hex[:8]}"
-    try:
-        with psycopg.connect(args.pg_admin, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.Error as exc:
-        print(f"PostgreSQL skipped: {exc}")
-    else:
-        try:
+    with throwaway_database(args.pg_admin, "prokus_bench") as url:
+        if url is not None:
             print("PostgreSQL ...", flush=True)
-            url = make_url(args.pg_admin).set(database=name).render_as_string(False)
             results["postgresql"] = bench(url, csv_path, args.lookups)
             print(json.dumps(results["postgresql"]), flush=True)
-        finally:
-            with psycopg.connect(args.pg_admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     out = ROOT / "results" / "bench-kpm.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

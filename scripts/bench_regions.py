@@ -23,21 +23,19 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
 from sqlalchemy import select  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from db import regions  # noqa: E402
 from db.engine import make_engine  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from db.models import Region  # noqa: E402
+from scripts.throwaway_db import throwaway_database  # noqa: E402
 
 
 def typo(rng: random.Random, name: str) -> str:
@@ -139,21 +137,11 @@ def main() -> None:
         "desa_within_kecamatan": cli_seconds(url, "pakan sari", "--within", "32.01.01"),
         "help_only": cli_seconds(url, "--help")}
     print(json.dumps(results["sqlite"]), flush=True)
-    name = f"prokus_bench_{uuid.uuid4().hex[:8]}"
-    try:
-        with psycopg.connect(args.pg_admin, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.Error as exc:
-        print(f"PostgreSQL skipped: {exc}")
-    else:
-        try:
+    with throwaway_database(args.pg_admin, "prokus_bench") as url:
+        if url is not None:
             print("PostgreSQL ...", flush=True)
-            url = make_url(args.pg_admin).set(database=name).render_as_string(False)
             results["postgresql"] = bench(url, args.queries)
             print(json.dumps(results["postgresql"]), flush=True)
-        finally:
-            with psycopg.connect(args.pg_admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     out = ROOT / "results" / "bench-regions.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

@@ -121,6 +121,7 @@ def _view(request: Request, ticket_id: int) -> inbox.TicketView:
 
 def _conversation_context(request: Request, view: inbox.TicketView) -> dict[str, Any]:
     return {"t": view.ticket, "view": view, "moment": now(request), "waited": inbox.waited,
+            "topic_label": inbox.topic_label,
             "status_labels": inbox.STATUS_LABELS, "outcomes": inbox.OUTCOMES,
             "poll": POLL_SECONDS}
 
