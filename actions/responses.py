@@ -1,4 +1,6 @@
-"""User-facing texts, loaded once from `responses.yml` (keyed by name)."""
+"""User-facing texts, loaded once from `responses.yml` and the files of `responses.d/`
+(keyed by name; a key defined twice is an error), so each feature can keep its texts in its
+own file."""
 
 from __future__ import annotations
 
@@ -8,6 +10,15 @@ from pathlib import Path
 import yaml
 
 DEFAULT_PATH = Path(__file__).with_name("responses.yml")
+EXTRA_DIR = Path(__file__).with_name("responses.d")
+
+
+def _read(path: Path) -> dict[str, str]:
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ValueError(f"{path} must map names to texts")
+    return data
 
 
 class Responses:
@@ -18,10 +29,15 @@ class Responses:
 
     @classmethod
     def load(cls, path: Path = DEFAULT_PATH) -> Responses:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-            raise ValueError(f"{path} must map names to texts")
+        """The texts of `path`; for the default file also those of `responses.d/*.yml`."""
+        data = _read(path)
+        if path == DEFAULT_PATH and EXTRA_DIR.is_dir():
+            for extra in sorted(EXTRA_DIR.glob("*.yml")):
+                more = _read(extra)
+                twice = sorted(set(more) & set(data))
+                if twice:
+                    raise ValueError(f"{extra} defines {', '.join(twice)} again")
+                data.update(more)
         return cls({k: v.strip() for k, v in data.items()})
 
     def __call__(self, key: str, **values: object) -> str:

@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select  # noqa: E402
 
+from actions.responses import Responses  # noqa: E402
 from actions.types import Turn  # noqa: E402
 from bot.app import build_assistant, make_nlu_client  # noqa: E402
 from bot.cli import nlu_url  # noqa: E402
@@ -50,8 +51,8 @@ from db.migrate import upgrade  # noqa: E402
 from db.models import Registration  # noqa: E402
 
 SUITE = ROOT / "tests" / "conversations"
-RESPONSES = {k: v.strip() for k, v in
-             yaml.safe_load((ROOT / "actions" / "responses.yml").read_text("utf-8")).items()}
+_TEXTS = Responses.load()
+RESPONSES = {key: _TEXTS.raw(key) for key in _TEXTS}
 PLACEHOLDER = re.compile(r"\{(\w+)\.(nik|name|nik_spaced|lower)\}")
 
 
