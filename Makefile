@@ -10,6 +10,9 @@ NLU_PORT ?= 5005
 CHAT_USER ?= 1
 WEB_PORT ?= 8000
 export NLU_PORT
+# Personal data is encrypted at rest with PROKUS_DATA_KEY; without one, a local
+# development key is made in data/dev-data-key (never for production; PostgreSQL refuses).
+DATA_KEY_NOTE := test -n "$$PROKUS_DATA_KEY$$PROKUS_DATA_KEY_FILE" || echo "==> No PROKUS_DATA_KEY set: personal data is encrypted with the local development key $${PROKUS_DEV_KEY_FILE:-data/dev-data-key}"
 
 .PHONY: help setup train db chat test run worker web nlu-serve nlu-eval nlu-validate nlu-compare conversations conversations-fresh bench bench-broadcast bench-load bench-web lint clean
 
@@ -39,6 +42,7 @@ train: setup ## Train the NLU model unless one matches config.yml + nlu/ data
 	@$(PROKUS) nlu train
 
 db: setup ## Migrate the database (DATABASE_URL, default SQLite in data/), load regions and demo data
+	@$(DATA_KEY_NOTE)
 	@$(PROKUS) db upgrade
 	@$(PROKUS) regions load
 	@$(PROKUS) db demo
@@ -47,12 +51,14 @@ chat: train db ## Chat in the console (starts and stops a local NLU server); CHA
 	@$(PROKUS) chat --user $(CHAT_USER)
 
 test: train ## Run the test suite (SQLite, and PostgreSQL when reachable)
+	@test -n "$$PROKUS_DATA_KEY$$PROKUS_DATA_KEY_FILE" || echo "==> No PROKUS_DATA_KEY set: the tests make a throw-away data key"
 	@$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 run: train db ## Run the Telegram bot (needs TELEGRAM_BOT_TOKEN)
 	@$(PROKUS) run
 
 web: $(VENV)/.installed ## Operator web console on http://127.0.0.1:$(WEB_PORT) (demo data + demo supervisor, local demo db only)
+	@$(DATA_KEY_NOTE)
 	@$(PROKUS) db upgrade
 	@$(PROKUS) regions load
 	@$(PROKUS) db demo
@@ -85,8 +91,8 @@ bench: $(VENV)/.installed ## Benchmarks: KPM import (1M rows, SQLite + PostgreSQ
 	@$(VENV)/bin/python scripts/bench_kpm.py --rows $(or $(ROWS),1000000)
 	@$(VENV)/bin/python scripts/bench_regions.py
 
-bench-broadcast: $(VENV)/.installed ## Broadcast to N (10000) via the fake Bot API at 30/s, with a SIGKILL -> results/broadcast.json
-	@$(VENV)/bin/python scripts/bench_broadcast.py --recipients $(or $(N),10000)
+bench-broadcast: $(VENV)/.installed ## Broadcast to N (10000) at RATE (30)/s via a fake Bot API, with a SIGKILL; PAID=1: paid, PostgreSQL -> results/broadcast*.json
+	@$(VENV)/bin/python scripts/bench_broadcast.py --recipients $(or $(N),10000) --rate $(or $(RATE),30) $(if $(filter 1 yes true,$(PAID)),--paid,)
 
 bench-load: $(VENV)/.installed ## Load on `prokus run` (fake Bot API, stub NLU): latency, capacity, hung NLU, broadcast -> results/bench-load.json
 	@$(VENV)/bin/python scripts/bench_load.py $(BENCH_LOAD_ARGS)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
+import os
 import re
 import time
 from collections.abc import Callable
@@ -20,6 +22,7 @@ from actions import (
     handoff,
     mentor_tools,
     mentoring,
+    privacy,
     registration,
     smalltalk,
     status,
@@ -60,6 +63,8 @@ COMMANDS = {
     "/peserta": "mentor_mentees",
     "/kirim": "mentor_broadcast",
     "/petugas": "human_handoff",
+    "/data_saya": privacy.MY_DATA,
+    "/hapus_data": privacy.DELETE,
 }
 
 # A turn answered from an NLU intent below this confidence is kept for review (issue 14).
@@ -196,9 +201,24 @@ def is_cancel(text: str) -> bool:
     return len(words) == 2 and words[0] in _NOT_WORDS and words[1] in _JADI_WORDS
 
 
+# The key of the per-user log tag: set at start-up from PROKUS_LOG_SECRET or the local
+# secret file (bot.logging.install_tag_key); until then a random key of this process.
+_tag_key: bytes = os.urandom(32)
+
+
+def set_tag_key(key: bytes) -> None:
+    """Use `key` for user_tag (the same key gives the same tags across processes)."""
+    global _tag_key
+    if len(key) < 16:
+        raise ValueError("the log tag key must have at least 16 bytes")
+    _tag_key = key
+
+
 def user_tag(turn: Turn) -> str:
-    """A short, stable, non-reversible tag for logs (no raw Telegram id in logs)."""
-    return hashlib.sha256(f"{turn.channel}:{turn.user_id}".encode()).hexdigest()[:10]
+    """A short, stable tag for logs: an HMAC of the user's id with a secret key, so no raw
+    Telegram id is in the logs and a known id cannot be hashed to find its lines."""
+    message = f"{turn.channel}:{turn.user_id}".encode()
+    return hmac.new(_tag_key, message, hashlib.sha256).hexdigest()[:12]
 
 
 class Dialogue:
@@ -216,6 +236,7 @@ class Dialogue:
             **smalltalk.HANDLERS, **support.HANDLERS, **fallback.HANDLERS,
             **eligibility.HANDLERS, **registration.HANDLERS, **status.HANDLERS,
             **mentoring.HANDLERS, **mentor_tools.HANDLERS, **handoff.HANDLERS,
+            **privacy.HANDLERS,
         }
         self.forms: dict[str, Form] = {**eligibility.FORMS, **registration.FORMS,
                                        **status.FORMS, **mentor_tools.FORMS}
@@ -236,7 +257,11 @@ class Dialogue:
         ctx = Context(turn=turn, user=user, state=state, session=session, texts=self.texts,
                       now=now or self.clock(), parses=parses or {})
         line = handoff.incoming(ctx)  # (read before the turn changes the offered buttons)
+        cleared = privacy.cleared_notice(ctx)  # retention cleared an unfinished form
+        position = privacy.form_position(state)
         source = handoff.route(ctx, self)
+        if cleared is not None:  # said first, then the turn as usual
+            ctx.replies.insert(0, cleared)
         if source is not None:  # a handoff's turn: no form, no NLU
             self._remember(ctx, touch_form=False)
         else:
@@ -245,11 +270,13 @@ class Dialogue:
                 source = self._form_turn(ctx, form)
             else:
                 source = self._understand(ctx)
-                if not ctx.replies:
+                if len(ctx.replies) == (cleared is not None):
                     self._dispatch(ctx)
             self._review(ctx, source)
             self._remember(ctx)
             handoff.remember(ctx, line)
+        privacy.note_consent(ctx, position)
+        privacy.after_turn(ctx)
         repo.save_state(session, user, state)
         log.info(
             "turn",
@@ -377,6 +404,9 @@ class Dialogue:
             return "keyword"
         if handoff.asks_for_person(text):
             ctx.intent = "human_handoff"
+            return "keyword"
+        if (own := privacy.keyword(text)) is not None:
+            ctx.intent = own
             return "keyword"
         if registration.for_someone_else(text):
             ctx.intent = "register_prokus"
@@ -632,8 +662,10 @@ class Dialogue:
     def _verified_nik(form: Form, ctx: Context) -> str | None:
         """The NIK whose name the eligibility check has proven (it then holds the birth
         date from the registry), else None."""
-        values = form.data(ctx).get("values") or {}
-        if form.name == "eligibility" and values.get("born") and values.get("nik"):
+        data = form.data(ctx)
+        values = data.get("values") or {}
+        if form.name == "eligibility" and values.get("born") and values.get("nik") \
+                and "after_contact" not in data:  # not while its contact step is pending
             return values["nik"]
         return None
 
@@ -645,11 +677,12 @@ class Dialogue:
             form.ask(ctx)
             return "resume"
         nik = self._verified_nik(form, ctx)
+        confirmed = (form.data(ctx).get("values") or {}).get("contact") == "ok"
         ctx.say("switch_stopped", form=self.texts(f"form_name/{form.name}"))
         form.finish(ctx)
         ctx.intent = intent
         if intent == "register_prokus" and nik:
-            registration.FORM.start_verified(ctx, nik)
+            registration.FORM.start_verified(ctx, nik, contact_confirmed=confirmed)
         else:
             self.handlers[intent](ctx)
         return "switch"
@@ -680,6 +713,14 @@ class Dialogue:
             # or after the handoff ends).
             self._dispatch(ctx)
             return "handoff_offer"
+        if intent in privacy.DELETE_INTENTS:
+            # /hapus_data keeps its buttons and the form waits; "Ya, hapus" erases the form
+            # with the rest; after "Batal" the form's question comes again.
+            self._dispatch(ctx)
+            if intent == privacy.CANCEL and "form" in ctx.state:
+                ctx.say("form_back")
+                form.ask(ctx)
+            return "privacy"
         if intent == "menu":
             # The menu, with a first button that takes the user back into the form.
             label = self.texts("form_resume_named",

@@ -131,13 +131,15 @@ class EligibilityForm(BusinessStep, NikForm):
     no_consent_key = "eligibility_no_consent"
     retry_intent = "check_eligibility"
     intents = frozenset({"check_eligibility"})
-    steps = ("consent", "nik", "name", "business")
+    steps = ("consent", "nik", "name", "contact", "business")
     free_text_steps = frozenset({"name"})
 
     def ask(self, ctx: Context) -> None:
         step = self.step(ctx)
         if step == "consent":
             self.ask_consent(ctx)
+        elif step == "contact":
+            self.ask_contact(ctx)
         elif step == "business":
             ctx.say("eligibility_ask_business", buttons=sector_buttons(ctx))
         else:
@@ -155,8 +157,19 @@ class EligibilityForm(BusinessStep, NikForm):
             return kpm
         self.data(ctx)["values"].update(status=kpm.status_pkh,
                                         born=kpm.tanggal_lahir.isoformat())
-        self.goto(ctx, "business")
+        self.confirm_contact(ctx, "business")
         return None
+
+    def contact_done(self, ctx: Context, confirmed: bool, next_step: str | None) -> None:
+        """A contact that matches the registry: on to the result. Otherwise nothing from
+        the registry is shown (not the PKH status, not the age): registering is still
+        possible, and a petugas checks the data."""
+        if confirmed:
+            super().contact_done(ctx, confirmed, next_step)
+            return
+        self.finish(ctx)
+        ctx.say("eligibility_unconfirmed", buttons=(ctx.button("register_prokus"),
+                                                    ctx.button("human_handoff")))
 
     def _business(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
         sector = choose_sector(self, ctx, text, payload)

@@ -13,6 +13,15 @@ NAME_TRIES names each. A new NIK, or the same one typed again, is a new lookup.
 
 At the NIK step, "lupa NIK" / "nanti sy cari dulu" ends the form with a friendly pause, and
 "nik itu apa" explains what a NIK is and asks again, both without the NLU.
+
+Knowing someone's NIK and name must not be enough to learn from the chat whether they are
+a PKH graduate or their age (issue 16 item 5). When the registry has a phone number for the
+NIK, or the NIK was tried from FLAG_ACCOUNTS or more accounts within a day (flagged in the
+audit log), a matching name is followed by the "contact" step: the user shares their own
+Telegram contact. If it matches the registry's number the form goes on as before; if it
+differs or is not shared, nothing from the registry is shown (`contact_done(confirmed=False)`
+decides what the form does instead). A flagged NIK is then looked up only with a matching
+contact, so a fraudster with many accounts learns nothing and cannot lock the owner out.
 """
 
 from __future__ import annotations
@@ -21,19 +30,32 @@ import itertools
 import re
 from datetime import timedelta
 
+from sqlalchemy import delete, distinct, func, select
+
 from actions.context import Context
 from actions.forms import FORM_PREFIX, MAX_TRIES, Form, Invalid
-from actions.types import Button
-from db import repo
-from db.models import Kpm
+from actions.types import Button, Contact
+from db import crypto, repo
+from db.models import Kpm, NikAttempt
 from domain import names
 from domain import nik as nik_rules
+from domain import phone as phone_rules
 
 LOOKUPS_PER_HOUR = 5
 LOOKUP_ACTION = "nik_lookup"
 RETRY_ACTION = "nik_lookup_retry"
 NAME_TRIES = 3
 CONSENT_DIGITS = 10  # an answer to the consent question with this many digits is data
+FLAG_ACCOUNTS = 3  # a NIK looked up from this many accounts in a day is flagged
+FLAG_WINDOW = timedelta(days=1)
+FLAG_ACTION = "nik_many_accounts"
+CONTACT_ACTION = "contact_check"
+CONTACT_STEP = "contact"
+SKIP_CONTACT = f"{FORM_PREFIX}skip_contact"
+# Typed at the contact step: the user does not want to share it.
+_SKIP_WORDS = frozenset({"lewati", "lewat", "skip", "nanti", "ga", "gak", "gk", "nggak",
+                         "enggak", "tidak", "tdk", "jangan", "ogah", "males", "malas"})
+_FILLER = frozenset({"mau", "saya", "sy", "aku", "dulu", "aja", "saja", "deh", "ah", "kak"})
 # The command that starts each NIK form again, named in the pause text.
 FORM_COMMANDS = {"eligibility": "/cek", "registration": "/daftar", "status": "/status"}
 
@@ -87,6 +109,29 @@ def actor(ctx: Context) -> str:
 def rate_limited(ctx: Context) -> bool:
     since = ctx.now - timedelta(hours=1)
     return repo.count_recent(ctx.session, actor(ctx), LOOKUP_ACTION, since) >= LOOKUPS_PER_HOUR
+
+
+def note_attempt(ctx: Context, nik: str) -> bool:
+    """Remember that this account looked `nik` up; True when the NIK has been tried from
+    FLAG_ACCOUNTS or more accounts within FLAG_WINDOW (each account that joins a flagged
+    NIK is audited as FLAG_ACTION, with the NIK masked)."""
+    hashes = crypto.blinds(nik)
+    since = ctx.now - FLAG_WINDOW
+    session = ctx.session
+    session.execute(delete(NikAttempt).where(NikAttempt.nik_hash.in_(hashes),
+                                             NikAttempt.at < since - FLAG_WINDOW))
+    seen_before = session.scalar(select(func.count()).select_from(NikAttempt).where(
+        NikAttempt.nik_hash.in_(hashes), NikAttempt.user_id == ctx.user.id,
+        NikAttempt.at >= since)) or 0
+    session.add(NikAttempt(nik_hash=hashes[0], user_id=ctx.user.id, at=ctx.now))
+    session.flush()
+    accounts = session.scalar(select(func.count(distinct(NikAttempt.user_id))).where(
+        NikAttempt.nik_hash.in_(hashes), NikAttempt.at >= since)) or 0
+    flagged = accounts >= FLAG_ACCOUNTS
+    if flagged and not seen_before:
+        repo.audit(session, actor(ctx), FLAG_ACTION, "flagged", subject=nik_rules.mask(nik),
+                   detail={"accounts": accounts}, at=ctx.now)
+    return flagged
 
 
 def verify(ctx: Context, nik: str, typed_name: str, purpose: str,
@@ -174,12 +219,13 @@ class NikForm(Form):
                 self.finish(ctx)
                 ctx.say("nik_rate_limited", buttons=ctx.main_menu())
                 return None
-            lookup = {"nik": nik, "tries": 0}
+            lookup = {"nik": nik, "tries": 0, "flagged": note_attempt(ctx, nik)}
         assert isinstance(lookup, dict)
         kpm = verify(ctx, nik, text, purpose=self.name,
                      action=RETRY_ACTION if retry else LOOKUP_ACTION)
         if kpm is not None:
             data.pop("lookup", None)
+            data["contact_needed"] = bool(kpm.no_hp) or bool(lookup.get("flagged"))
             return kpm
         lookup["tries"] += 1
         if lookup["tries"] >= NAME_TRIES:
@@ -211,3 +257,58 @@ class NikForm(Form):
         data["values"]["nik"] = parsed.value
         self.goto(ctx, "name")
         return None
+
+    # --- the contact step (issue 16 item 5)
+    def confirm_contact(self, ctx: Context, next_step: str) -> None:
+        """After a matching name: ask for the user's own contact when the registry has a
+        phone for the NIK (or the NIK is flagged), else go on to `next_step` at once."""
+        data = self.data(ctx)
+        if not data.pop("contact_needed", False):
+            self.goto(ctx, next_step)
+            return
+        data["after_contact"] = next_step
+        self.goto(ctx, CONTACT_STEP)
+
+    def ask_contact(self, ctx: Context) -> None:
+        ctx.say("identity_ask_contact", ask_contact=True,
+                buttons=(Button(ctx.texts("identity_contact_skip"), SKIP_CONTACT),))
+
+    def contact(self, ctx: Context, contact: Contact) -> Invalid | None:
+        if self.step(ctx) != CONTACT_STEP:
+            return super().contact(ctx, contact)
+        if not ctx.turn.shares_own_contact:
+            return Invalid("identity_contact_not_own", {}, ask_contact=True)
+        data = self.data(ctx)
+        nik = data["values"]["nik"]
+        shared = phone_rules.normalise(contact.phone)
+        kpm = repo.find_kpm(ctx.session, nik)
+        registry = phone_rules.normalise(kpm.no_hp) if kpm is not None and kpm.no_hp else None
+        confirmed = shared is not None and shared == registry
+        repo.audit(ctx.session, actor(ctx), CONTACT_ACTION,
+                   "matched" if confirmed else "differs", subject=nik_rules.mask(nik),
+                   detail={"purpose": self.name}, at=ctx.now)
+        if shared is not None:
+            data["values"]["shared_phone"] = shared
+        self._contact_result(ctx, confirmed)
+        return None
+
+    def _contact(self, ctx: Context, text: str | None, payload: str | None) -> Invalid | None:
+        words = set((text or "").casefold().replace(".", " ").split()) - _FILLER
+        if payload == SKIP_CONTACT or (words and words <= _SKIP_WORDS) or (
+                text and text.strip() == ctx.texts("identity_contact_skip")):
+            nik = self.data(ctx)["values"]["nik"]
+            repo.audit(ctx.session, actor(ctx), CONTACT_ACTION, "not_shared",
+                       subject=nik_rules.mask(nik), detail={"purpose": self.name}, at=ctx.now)
+            self._contact_result(ctx, False)
+            return None
+        return Invalid("identity_contact_hint", {}, ask_contact=True)
+
+    def _contact_result(self, ctx: Context, confirmed: bool) -> None:
+        data = self.data(ctx)
+        data["values"]["contact"] = "ok" if confirmed else "differs"
+        self.contact_done(ctx, confirmed, data.pop("after_contact", None))
+
+    def contact_done(self, ctx: Context, confirmed: bool, next_step: str | None) -> None:
+        """What the form does after the contact step (subclasses): by default go on."""
+        if next_step:
+            self.goto(ctx, next_step)

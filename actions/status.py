@@ -12,7 +12,10 @@ from db.models import Kpm
 
 
 def show(ctx: Context, found: list) -> None:
-    lines = [ctx.texts("status_title")] + [status_line(ctx, r) for r in found]
+    """The registrations; a rejection's reason only for those made from this account (a
+    stranger who knows a NIK and name must not learn why someone was refused)."""
+    lines = [ctx.texts("status_title")] + [
+        status_line(ctx, r, with_reason=r.user_id == ctx.user.id) for r in found]
     ctx.say("status_list", items="\n\n".join(lines), buttons=ctx.main_menu())
 
 

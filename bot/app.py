@@ -171,6 +171,9 @@ class Assistant:
 
 def build_assistant(settings: Settings, nlu: NLU, engine: Engine | None = None) -> Assistant:
     """Create the assistant from settings; the caller owns `nlu` and the engine."""
+    from bot.logging import install_tag_key
+
+    install_tag_key(settings)  # the per-user log tag's key (HMAC, issue 16)
     engine = engine or make_engine(settings.database_url)
     concurrency = settings.nlu_concurrency
     guarded = GuardedNLU(nlu, max_concurrent=concurrency)
@@ -185,4 +188,10 @@ def build_assistant(settings: Settings, nlu: NLU, engine: Engine | None = None) 
 
 
 def make_nlu_client(settings: Settings, url: str) -> NLUClient:
-    return NLUClient(url, timeout=settings.nlu_timeout, retries=settings.nlu_retries)
+    """The NLU client; it sends NLU_AUTH_TOKEN (or the token `prokus` generated for the
+    local server it started, see bot.cli.nlu_url) as Rasa's `?token=`."""
+    import os
+
+    token = settings.nlu_auth_token or os.environ.get("NLU_AUTH_TOKEN") or None
+    return NLUClient(url, timeout=settings.nlu_timeout, retries=settings.nlu_retries,
+                     token=token)

@@ -1,6 +1,7 @@
 """Work that runs beside the Telegram bot in one process: the outbox worker, the sync of
 the mentors' command menus, and housekeeping (not-understood messages past retention;
-handoff tickets left 3 working days without an operator's answer, closed every 10 minutes).
+handoff tickets left 3 working days without an operator's answer, closed every 10 minutes;
+the daily retention run of db/retention.py: unfinished forms, old texts, old audit rows).
 All stop cleanly when the bot stops.
 
 The worker runs under a supervisor: if it ends with an error (or ends at all before the
@@ -96,6 +97,29 @@ async def nlu_retention(assistant: Assistant, stop: asyncio.Event,
         await _wait(stop, every)
 
 
+RETENTION_SECONDS = 24 * 3600.0
+
+
+def apply_retention(assistant: Assistant, settings) -> dict[str, int]:
+    """Apply the retention table once (db.retention; docs/privacy.md)."""
+    from bot.cli_privacy import policy_of
+    from db.retention import run
+
+    return dict(run(assistant.sessions, policy=policy_of(settings)).items())
+
+
+async def data_retention(assistant: Assistant, settings, stop: asyncio.Event,
+                         every: float = RETENTION_SECONDS) -> None:
+    """Once at start and then daily, clear unfinished forms and delete personal data past
+    its retention period (an error is logged; the supervisor starts this again). Safe with
+    several bot processes: each change is made once, and a conversation only if unchanged."""
+    while not stop.is_set():
+        counts = await asyncio.to_thread(apply_retention, assistant, settings)
+        if any(counts.values()):
+            log.info("retention applied", extra=counts)
+        await _wait(stop, every)
+
+
 HANDOFF_CLOSE_SECONDS = 600.0
 
 
@@ -163,6 +187,9 @@ def add_background(app: Application, assistant: Assistant, settings,
             "nlu retention", lambda: nlu_retention(assistant, stop), stop, WorkerHealth())))
         tasks.append(asyncio.create_task(supervise(
             "handoff auto-close", lambda: handoff_auto_close(assistant, stop), stop,
+            WorkerHealth())))
+        tasks.append(asyncio.create_task(supervise(
+            "data retention", lambda: data_retention(assistant, settings, stop), stop,
             WorkerHealth())))
         if with_worker:
             tasks.append(asyncio.create_task(supervise(

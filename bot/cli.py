@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from bot.cli_common import DatabaseGroup, pass_settings
+from bot.cli_common import DatabaseGroup, pass_settings, require_data_key, sessions
 from bot.cli_common import status as _status
 from bot.logging import configure_logging
 from bot.settings import Settings
@@ -27,9 +27,24 @@ def main() -> None:
     """
 
 
+def nlu_token(settings: Settings) -> str:
+    """The auth token of a local NLU server: NLU_AUTH_TOKEN, else one generated now and put
+    in this process's environment (NLU_AUTH_TOKEN), where bot.app.make_nlu_client and
+    `prokus nlu eval` find it."""
+    import os
+    import secrets
+
+    token = settings.nlu_auth_token or os.environ.get("NLU_AUTH_TOKEN") or ""
+    if not token:
+        token = secrets.token_urlsafe(32)
+        os.environ["NLU_AUTH_TOKEN"] = token
+    return token
+
+
 @contextlib.contextmanager
 def nlu_url(settings: Settings) -> Iterator[str]:
-    """Yield the NLU server URL: `NLU_URL` if set, else a local server started for us."""
+    """Yield the NLU server URL: `NLU_URL` if set, else a local server started for us (with
+    `--auth-token`, see nlu_token)."""
     if settings.nlu_url:
         yield settings.nlu_url
         return
@@ -40,7 +55,7 @@ def nlu_url(settings: Settings) -> Iterator[str]:
     port = settings.nlu_port if port_is_free(settings.nlu_port) else free_port()
     server = NLUServer(
         settings.rasa_executable, model, port, settings.data_dir / "nlu-server.log",
-        settings.project_root,
+        settings.project_root, auth_token=nlu_token(settings),
     )
     _status(f"Starting the NLU server on 127.0.0.1:{port} (model {model.name}) ...")
     with click.progressbar(length=0, label="Loading NLU model", file=sys.stderr) as bar:
@@ -63,6 +78,9 @@ def chat(settings: Settings, user_id: str) -> None:
     """Chat with the assistant in this terminal (or from piped lines)."""
     from bot.app import build_assistant, make_nlu_client
     from bot.console import run
+
+    with sessions(settings):  # the data key checked before the NLU server starts
+        pass
 
     # Keep the conversation readable: logs go to a file, not between the messages.
     configure_logging(settings.log_level, settings.log_json, path=settings.data_dir / "console.log")
@@ -91,6 +109,8 @@ def run_bot(settings: Settings, with_worker: bool) -> None:
         )
     from bot.telegram import run_polling
 
+    with sessions(settings):  # the data key checked before anything starts
+        pass
     try:
         with nlu_url(settings) as url:
             run_polling(settings, url, with_worker=with_worker)
@@ -137,6 +157,7 @@ def db_demo(settings: Settings) -> None:
 
     today = today_wib()
     engine = make_engine(settings.database_url)
+    require_data_key(settings, make_sessionmaker(engine))
     with make_sessionmaker(engine).begin() as session:
         added = load_demo(session, today)
     engine.dispose()
@@ -164,6 +185,7 @@ def kpm_import(settings: Settings, csv_file: Path, rejects: Path | None) -> None
 
     rejects = rejects or csv_file.with_suffix(".rejected.csv")
     engine = make_engine(settings.database_url)
+    require_data_key(settings, make_sessionmaker(engine))
     try:
         with open(csv_file, encoding="utf-8-sig", newline="") as source, \
                 open(rejects, "w", encoding="utf-8", newline="") as report, \
@@ -238,7 +260,11 @@ def nlu_train(settings: Settings, force: bool) -> None:
               help="Port on 127.0.0.1 (default NLU_PORT, 5005).")
 @pass_settings
 def nlu_serve(settings: Settings, port: int | None) -> None:
-    """Run the Rasa NLU HTTP API in the foreground until Ctrl-C."""
+    """Run the Rasa NLU HTTP API in the foreground until Ctrl-C.
+
+    The API needs a token (Rasa's --auth-token): NLU_AUTH_TOKEN, else a generated one
+    printed here once; give it to the bot as NLU_AUTH_TOKEN.
+    """
     import os
 
     from nlu.model import model_path, rasa_env
@@ -246,9 +272,14 @@ def nlu_serve(settings: Settings, port: int | None) -> None:
     model = model_path(settings.project_root, settings.models_dir)
     if not model.exists():
         raise click.ClickException("No NLU model for the current data; run `make train`.")
+    generated = not (settings.nlu_auth_token or os.environ.get("NLU_AUTH_TOKEN"))
+    token = nlu_token(settings)
     cmd = [str(settings.rasa_executable), "run", "--enable-api", "-m", str(model),
-           "-i", "127.0.0.1", "-p", str(port or settings.nlu_port)]
+           "-i", "127.0.0.1", "-p", str(port or settings.nlu_port), "--auth-token", token]
     _status(f"Serving {model.name} on http://127.0.0.1:{port or settings.nlu_port}")
+    if generated:
+        _status(f"Generated NLU_AUTH_TOKEN for this server: {token}\n"
+                "(set NLU_AUTH_TOKEN in .env to choose your own; the bot needs the same value)")
     os.chdir(settings.project_root)
     os.execve(cmd[0], cmd, rasa_env(settings.project_root))
 
@@ -277,7 +308,8 @@ def nlu_eval(settings: Settings, test_set: Path | None, out_dir: Path | None) ->
         sets.append(("reviewed set", "nlu-eval-reviewed", load_examples(reviewed)))
     reports = []
     try:
-        with nlu_url(settings) as url, httpx.Client(base_url=url, timeout=30) as http:
+        with nlu_url(settings) as url, httpx.Client(
+                base_url=url, timeout=30, params=_token_params(settings)) as http:
 
             def parse(text: str) -> dict:
                 response = http.post("/model/parse", json={"text": text})
@@ -299,6 +331,13 @@ def nlu_eval(settings: Settings, test_set: Path | None, out_dir: Path | None) ->
         click.echo(f"report: {json_path}  confusion: {md_path}")
 
 
+def _token_params(settings: Settings) -> dict[str, str] | None:
+    import os
+
+    token = settings.nlu_auth_token or os.environ.get("NLU_AUTH_TOKEN")
+    return {"token": token} if token else None
+
+
 @nlu.command("fingerprint")
 @pass_settings
 def nlu_fingerprint(settings: Settings) -> None:
@@ -308,14 +347,17 @@ def nlu_fingerprint(settings: Settings) -> None:
     click.echo(model_path(settings.project_root, settings.models_dir).name)
 
 
+from bot.cli_keys import keys  # noqa: E402
 from bot.cli_mentoring import broadcast, mentors, worker  # noqa: E402
 from bot.cli_nlu_review import export_reviewed, purge_unreviewed  # noqa: E402
+from bot.cli_privacy import retention  # noqa: E402
 from bot.cli_regions import regions  # noqa: E402
 from bot.cli_registrations import registrations  # noqa: E402
 from bot.cli_web import operators, serve  # noqa: E402
 
-for command in (registrations, regions, mentors, broadcast, worker, operators, serve):
+for command in (registrations, regions, mentors, broadcast, worker, operators, serve, keys):
     main.add_command(command)
+main.add_command(retention)
 nlu.add_command(export_reviewed)
 nlu.add_command(purge_unreviewed)
 

@@ -32,8 +32,10 @@ def load_settings(ctx: click.Context) -> Settings:
         except SettingsError as error:
             raise click.ClickException(str(error)) from None
         from bot.logging import configure_logging
+        from db import crypto
 
         configure_logging(settings.log_level, settings.log_json)
+        crypto.use(None)  # this run's data key: read from its environment on first use
         root.obj = settings
     return root.obj
 
@@ -66,14 +68,29 @@ class DatabaseGroup(click.Group):
             ) from exc
 
 
+def require_data_key(settings: Settings, factory: sessionmaker[Session] | None = None) -> None:
+    """Stop with one clear line when the data key is missing (PostgreSQL), malformed, or
+    not the key that sealed this database's personal data (db.crypto, db.keys)."""
+    from db import crypto, keys
+
+    try:
+        crypto.require_configured(settings.database_url)
+        if factory is not None:
+            keys.check_database(factory)
+    except crypto.DataKeyError as error:
+        raise click.ClickException(str(error)) from None
+
+
 @contextlib.contextmanager
 def sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    """A session factory on DATABASE_URL, disposed of afterwards."""
+    """A session factory on DATABASE_URL, disposed of afterwards; the data key checked."""
     from db.engine import make_engine, make_sessionmaker
 
     engine = make_engine(settings.database_url)
     try:
-        yield make_sessionmaker(engine)
+        factory = make_sessionmaker(engine)
+        require_data_key(settings, factory)
+        yield factory
     finally:
         engine.dispose()
 

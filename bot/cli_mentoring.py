@@ -152,11 +152,19 @@ def broadcast() -> None:
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="Show progress until every recipient has a final state.")
 @click.option("--operator", default=None, help="Your name for the audit log.")
+@click.option("--paid", is_flag=True,
+              help="A paid broadcast: Telegram's allow_paid_broadcast, faster than the free "
+                   "limit (~30/s), 0.1 Telegram Star per message above it, paid from the "
+                   "bot's Stars balance. The preview shows the estimated cost.")
+@click.option("--rate", type=click.FloatRange(30, 1000, min_open=True), default=None,
+              help="With --paid: messages per second, above 30 and at most 1000 (default "
+                   "1000). A 429 from Telegram slows it down, then it climbs back.")
 @pass_settings
 def broadcast_send(settings: Settings, target: str, text: str, yes: bool, wait: bool,
-                   operator: str | None) -> None:
+                   operator: str | None, paid: bool, rate: float | None) -> None:
     """Preview, confirm and queue a broadcast; the outbox worker sends it at the configured
-    rate (OUTBOX_RATE, default 30/s) and never twice to anyone."""
+    rate (OUTBOX_RATE, default 30/s), or with --paid up to 1,000/s, and never twice to
+    anyone."""
     from db import broadcasts, mentoring, repo
 
     try:
@@ -164,6 +172,11 @@ def broadcast_send(settings: Settings, target: str, text: str, yes: bool, wait: 
     except broadcasts.BroadcastError as exc:
         raise click.BadParameter(f"1-{broadcasts.TEXT_MAX} characters",
                                  param_hint="--text") from exc
+    if rate is not None and not paid:
+        raise click.BadParameter("--rate is for paid broadcasts: add --paid (without it "
+                                 "the free limit, OUTBOX_RATE, holds)", param_hint="--rate")
+    if paid:
+        rate = broadcasts.PAID_RATE_MAX if rate is None else rate
     actor = operator_name(operator)
     with sessions(settings) as factory:
         try:
@@ -178,21 +191,54 @@ def broadcast_send(settings: Settings, target: str, text: str, yes: bool, wait: 
         click.echo("Text:\n" + "\n".join(f"  | {line}" for line in text.splitlines()))
         if not found.reachable:
             raise click.ClickException("nobody to send to")
+        if paid:
+            estimate = broadcasts.PaidEstimate(len(found.reachable), rate)
+            click.echo(_paid_preview(estimate, settings.telegram_max_rate))
+        else:
+            click.echo(f"Mode: free, at most {settings.telegram_max_rate:g} messages/s "
+                       f"(about {_duration(len(found.reachable), settings.telegram_max_rate)})")
         if not yes:
-            click.confirm("Send?", abort=True)
+            prompt = (f"Send as a PAID broadcast (about {estimate.stars:g} Stars)?" if paid
+                      else "Send?")
+            click.confirm(prompt, abort=True)
         try:
             with factory.begin() as session:
-                message, found = broadcasts.queue(session, target, text, actor)
+                message, found = broadcasts.queue(session, target, text, actor, paid=paid,
+                                                  rate=rate)
+                detail = {"to": found.audience.target, "recipients": len(found.reachable)}
+                if paid:
+                    detail |= {"paid": True, "rate": rate,
+                               "stars_estimate": broadcasts.PaidEstimate(
+                                   len(found.reachable), rate).stars}
                 repo.audit(session, actor, "broadcast_queued", "ok",
-                           subject=f"message:{message.id}",
-                           detail={"to": found.audience.target,
-                                   "recipients": len(found.reachable)})
+                           subject=f"message:{message.id}", detail=detail)
                 message_id = message.id
         except (broadcasts.BroadcastError, mentoring.MentoringError) as exc:
             raise _error(exc) from exc
         click.echo(f"broadcast {message_id} queued for {len(found.reachable)} recipient(s)")
         if wait:
             _watch(factory, message_id, len(found.reachable))
+
+
+def _duration(count: int, rate: float) -> str:
+    from db.broadcasts import duration_text
+
+    return duration_text(count / rate)
+
+
+def _paid_preview(estimate, free_rate: float) -> str:
+    """The cost and duration of a paid broadcast, with the formula."""
+    from db.broadcasts import duration_text
+
+    return "\n".join([
+        f"Mode: PAID broadcast (allow_paid_broadcast) at up to {estimate.rate:g} messages/s",
+        f"Estimated duration: {duration_text(estimate.seconds)} (free at "
+        f"{free_rate:g}/s: {duration_text(estimate.recipients / free_rate)})",
+        f"Estimated cost: {estimate.stars:g} Telegram Stars = 0.1 x messages above the "
+        f"free limit = 0.1 x {estimate.recipients} x (1 - {estimate.free_rate:g}/"
+        f"{estimate.rate:g}); at most {estimate.stars_max:g} Stars if Telegram charges "
+        "every flagged message. Paid from the bot's Stars balance.",
+    ])
 
 
 def _skipped(found) -> str:
@@ -229,6 +275,18 @@ def _watch(factory, message_id: int, total: int) -> None:
             bar.update(progress.done - done)
             done = progress.done
     _print_progress(progress)
+    with factory() as session:
+        _print_rate(session, message_id)
+
+
+def _print_rate(session, message_id: int) -> None:
+    """The rate achieved: sent messages from the first to the last send."""
+    from outbox import store
+
+    achieved = store.achieved(session, message_id)
+    if achieved.rate is not None:
+        click.echo(f"rate achieved: {achieved.rate:.1f} messages/s ({achieved.sent} sent in "
+                   f"{achieved.seconds:.1f} s)")
 
 
 def _print_progress(progress) -> None:
@@ -257,9 +315,14 @@ def broadcast_status(settings: Settings, message_id: int) -> None:
         progress = store.progress(session, message_id)
         uncertain = session.scalars(select(OutboxItem.user_id).where(
             OutboxItem.message_id == message_id, OutboxItem.state == store.UNCERTAIN)).all()
-    click.echo(f"message {message_id} ({message.kind}, {message.reference or '-'}), queued by "
-               f"{message.created_by} at {message.created_at:%Y-%m-%d %H:%M} UTC")
+        achieved = store.achieved(session, message_id)
+    mode = f", paid up to {message.paid_rate:g}/s" if message.paid else ""
+    click.echo(f"message {message_id} ({message.kind}{mode}, {message.reference or '-'}), "
+               f"queued by {message.created_by} at {message.created_at:%Y-%m-%d %H:%M} UTC")
     _print_progress(progress)
+    if achieved.rate is not None:
+        click.echo(f"rate achieved: {achieved.rate:.1f} messages/s ({achieved.sent} sent in "
+                   f"{achieved.seconds:.1f} s)")
     if uncertain:
         click.echo("uncertain (may have been delivered; not resent): users "
                    + ", ".join(map(str, uncertain)))
@@ -273,7 +336,11 @@ def broadcast_status(settings: Settings, message_id: int) -> None:
 @pass_settings
 def worker(settings: Settings, until_idle: bool) -> None:
     """Send from the outbox on its own (scale-out); `prokus run` already runs one inside."""
+    from bot.cli_common import sessions
     from bot.outbox_runner import run_worker
+
+    with sessions(settings):  # the data key checked before the worker starts
+        pass
 
     async def main() -> int:
         stop = asyncio.Event()

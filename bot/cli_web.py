@@ -103,6 +103,15 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
         engine.dispose()
         raise click.ClickException("The database has no operator tables yet; run "
                                    "`prokus db upgrade` (or `make web`).")
+    from sqlalchemy.orm import sessionmaker
+
+    from bot.cli_common import require_data_key
+
+    try:  # a missing (PostgreSQL) or wrong data key stops here, not on the first page
+        require_data_key(settings, sessionmaker(engine))
+    except click.ClickException:
+        engine.dispose()
+        raise
     # uvicorn's access log prints query strings (a NIK search puts the NIK there): off;
     # web.security.RequestLogMiddleware logs each request without it instead.
     options: dict[str, Any] = {"host": host, "port": port, "proxy_headers": False,

@@ -37,8 +37,11 @@ async def run_worker(settings: Settings, stop: asyncio.Event, until_idle: bool =
     if not settings.telegram_bot_token:
         raise RuntimeError("TELEGRAM_BOT_TOKEN is not set; the outbox needs it to send.")
     engine = make_engine(settings.database_url)
-    sender = TelegramSender(settings.telegram_bot_token, settings.telegram_api_url)
-    worker = Worker(make_sessionmaker(engine), sender, worker_config(settings),
+    config = worker_config(settings)
+    # One connection per call in flight: httpx's pool never queues (its queue costs CPU).
+    sender = TelegramSender(settings.telegram_bot_token, settings.telegram_api_url,
+                            max_connections=config.max_in_flight)
+    worker = Worker(make_sessionmaker(engine), sender, config,
                     health=health, pause=PROCESS_PAUSE)
     log.info("outbox worker started",
              extra={"worker": worker.id, "rate": settings.telegram_max_rate})

@@ -23,6 +23,9 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 # scheme://user:password@host -> the password part (greedy: a password may hold '@').
 _URL_PASSWORD = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@]*:)(?P<secret>.*)@")
+# ...?password=secret&token=... (libpq and Rasa take secrets as query parameters too).
+_QUERY_SECRET = re.compile(r"(?P<head>[?&](?:password|passwd|pwd|token|auth_token|key)=)"
+                           r"(?P<secret>[^&#]*)", re.IGNORECASE)
 
 
 class SettingsError(ValueError):
@@ -37,7 +40,8 @@ def mask_url(url: str | None) -> str | None:
     """Hide the password of a URL such as postgresql://user:secret@host/db."""
     if not url:
         return url
-    return _URL_PASSWORD.sub(lambda m: f"{m['head']}***@", url, count=1)
+    url = _URL_PASSWORD.sub(lambda m: f"{m['head']}***@", url, count=1)
+    return _QUERY_SECRET.sub(lambda m: f"{m['head']}***", url)
 
 
 def _parse_bool(value: str) -> bool:
@@ -140,12 +144,20 @@ RULES: dict[str, _Rule] = {
                                "login, however busy)", _between(1, 168)),
     "web_trust_proxy": _Rule("WEB_TRUST_PROXY", _parse_bool,
                              "1/0, true/false, yes/no or on/off"),
+    "form_retention_days": _Rule("PROKUS_FORM_RETENTION_DAYS", _parse_int,
+                                 "days from 1 to 365 (an unfinished form is cleared of "
+                                 "personal data after this long)", _between(1, 365)),
+    "log_secret": _Rule("PROKUS_LOG_SECRET", lambda v: v.strip() or None,
+                        "a random secret of at least 16 characters (the key of the "
+                        "per-user tag in the logs)", lambda v: v is None or len(v) >= 16),
+    "nlu_auth_token": _Rule("NLU_AUTH_TOKEN", lambda v: v.strip() or None,
+                            "the token the Rasa server was started with (--auth-token)"),
     "handoff_office_hours": _Rule("HANDOFF_OFFICE_HOURS", str.strip,
                                   "days and hours in WIB such as 'Mon-Fri 08:00-16:00' or "
                                   "'Mon,Wed,Fri 08:00-12:00' (the end after the start)",
                                   _office_hours),
 }
-SECRET_FIELDS = ("telegram_bot_token",)
+SECRET_FIELDS = ("telegram_bot_token", "log_secret", "nlu_auth_token")
 URL_FIELDS = ("database_url", "nlu_url", "telegram_api_url")
 
 
@@ -174,6 +186,9 @@ class Settings:
     web_session_hours: int = 12      # and after this long in any case
     web_trust_proxy: bool = False    # honour X-Forwarded-Proto (only behind a trusted proxy)
     handoff_office_hours: str = "Mon-Fri 08:00-16:00"  # when operators answer (WIB)
+    form_retention_days: int = 7     # an unfinished form is cleared after this long
+    log_secret: str | None = field(default=None, repr=False)  # key of the log's user tag
+    nlu_auth_token: str | None = field(default=None, repr=False)  # Rasa's --auth-token
 
     def __post_init__(self) -> None:
         problems = self.problems()

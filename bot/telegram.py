@@ -59,6 +59,8 @@ COMMANDS = [
     ("pendamping", "Kontak pendamping"),
     ("bantuan", "Cara memakai asisten"),
     ("petugas", "Bicara dengan petugas"),
+    ("data_saya", "Lihat data saya yang tersimpan"),
+    ("hapus_data", "Hapus data saya"),
     ("batal", "Hentikan proses yang sedang berjalan"),
 ]
 # Added to the menu in each mentor's own chat (BotCommandScopeChat).

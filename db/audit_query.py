@@ -57,6 +57,10 @@ ACTION_LABELS: dict[str, str] = {
     "kpm_upload": "Unggah data KPM",
     "kpm_import": "Impor data KPM",
     "kpm_rejects_download": "Unduh baris KPM ditolak",
+    "data_viewed": "Pengguna melihat datanya (/data_saya)",
+    "data_erased": "Pengguna menghapus datanya (/hapus_data)",
+    "contact_check": "Cek kontak Telegram dengan data PKH",
+    "nik_many_accounts": "NIK dicoba dari banyak akun",
 }
 
 
@@ -171,7 +175,9 @@ def conditions(f: AuditFilter) -> list[ColumnElement[bool]]:
     outcome = (f.outcome or "").strip()
     if outcome:
         where.append(AuditLog.outcome == outcome)
-    needle = (f.subject_contains or "").strip()[:MAX_FILTER_LENGTH]
+    # Subjects are stored masked (db.models.AuditLog): a full NIK typed here is looked for
+    # in its masked form, which is how it was written.
+    needle = mask_text((f.subject_contains or "").strip()[:MAX_FILTER_LENGTH]) or ""
     if needle:
         # lower() on both sides: portable (SQLite's LIKE ignores ASCII case, PostgreSQL's
         # does not), with the wildcards the operator typed taken literally.

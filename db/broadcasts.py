@@ -25,8 +25,9 @@ from sqlalchemy.orm import Session
 
 from db import mentoring
 from db import regions as region_table
-from db.models import Kpm, OutboxMessage, Registration, User, utcnow
+from db.models import OutboxMessage, Registration, User, utcnow
 from db.outbox import enqueue
+from db.registrations import in_region
 from domain import regions
 from domain import registration as rules
 from domain.numbers import read_int
@@ -124,15 +125,13 @@ def resolve(session: Session, target: str) -> Audience:
         where = (Registration.status == value,)
         description = f"registrants with status {value}"
     else:
-        where = (Kpm.kode_wilayah.startswith(value), Registration.status.in_(rules.ACTIVE))
+        # The registration's own region code (its matched address, else the NIK's
+        # kecamatan): no join on the NIK, which is sealed.
+        where = (in_region(value), Registration.status.in_(rules.ACTIVE))
         description = f"registrants in region {value}"
     base = select(Registration.user_id)
-    if kind == "region":
-        base = base.join(Kpm, Kpm.nik == Registration.nik)
     ids = session.scalars(base.where(*where, Registration.user_id.is_not(None))).all()
     count = select(func.count()).select_from(Registration)
-    if kind == "region":
-        count = count.join(Kpm, Kpm.nik == Registration.nik)
     without = session.scalar(count.where(*where, Registration.user_id.is_(None))) or 0
     return Audience(normal, kind, value, description, _unique(ids), without)
 
@@ -153,18 +152,82 @@ def recipients(session: Session, target: str) -> Recipients:
     return Recipients(audience, reachable, inactive, other)
 
 
-def queue(session: Session, target: str, text: str, actor: str) -> tuple[OutboxMessage,
-                                                                       Recipients]:
+def queue(session: Session, target: str, text: str, actor: str, paid: bool = False,
+          rate: float | None = None) -> tuple[OutboxMessage, Recipients]:
     """Queue `text` for everyone the target reaches now, in the caller's transaction (the
-    caller audits and commits); the outbox worker sends it. Raises BroadcastError when the
-    text is invalid or nobody can be reached."""
+    caller audits and commits); the outbox worker sends it. `paid`: a paid broadcast
+    (allow_paid_broadcast) at `rate` messages/s (PAID_RATE_MAX by default). Raises
+    BroadcastError when the text or the rate is invalid or nobody can be reached."""
     text = clean_text(text)
+    if paid:
+        rate = check_paid_rate(PAID_RATE_MAX if rate is None else rate)
     found = recipients(session, target)
     if not found.reachable:
         raise BroadcastError("nobody to send to", "nobody")
     message = enqueue(session, KIND, text, found.reachable, created_by=actor,
-                      reference=found.audience.target)
+                      reference=found.audience.target, paid=paid,
+                      paid_rate=rate if paid else None)
     return message, found
+
+
+# ---------------------------------------------------------------------- paid broadcasts
+FREE_RATE = 30.0            # Telegram's free broadcast limit, messages/s
+PAID_RATE_MAX = 1000.0      # with allow_paid_broadcast
+STARS_PER_PAID_MESSAGE = 0.1
+
+
+def check_paid_rate(rate: float) -> float:
+    """A paid broadcast's rate: above the free limit, at most PAID_RATE_MAX."""
+    if not FREE_RATE < rate <= PAID_RATE_MAX:
+        raise BroadcastError(f"a paid rate is more than {FREE_RATE:g} and at most "
+                             f"{PAID_RATE_MAX:g} messages/s", "paid_rate")
+    return float(rate)
+
+
+@dataclass(frozen=True)
+class PaidEstimate:
+    """What a paid broadcast to `recipients` at `rate` is expected to cost and take.
+
+    Stars = 0.1 x the messages above the free limit = 0.1 x N x (1 - 30 / rate): over the
+    broadcast's duration N / rate, 30 messages/s are free and the rest are paid. Telegram
+    may charge every message sent with the flag: at most 0.1 x N (`stars_max`)."""
+
+    recipients: int
+    rate: float
+    free_rate: float = FREE_RATE
+
+    @property
+    def paid_messages(self) -> int:
+        return max(0, round(self.recipients * (1 - self.free_rate / self.rate)))
+
+    @property
+    def stars(self) -> float:
+        return round(self.paid_messages * STARS_PER_PAID_MESSAGE, 1)
+
+    @property
+    def stars_max(self) -> float:
+        return round(self.recipients * STARS_PER_PAID_MESSAGE, 1)
+
+    @property
+    def seconds(self) -> float:
+        return self.recipients / self.rate
+
+    @property
+    def free_seconds(self) -> float:
+        """The same broadcast at the free limit, for comparison."""
+        return self.recipients / self.free_rate
+
+
+def duration_text(seconds: float) -> str:
+    """"2 h 05 min", "3 min 20 s", "45 s"."""
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
 
 
 def recent_duplicate(session: Session, target: str, text: str, actor: str,
@@ -177,11 +240,13 @@ def recent_duplicate(session: Session, target: str, text: str, actor: str,
         text = clean_text(text)
     except BroadcastError:
         return None
-    return session.scalars(select(OutboxMessage).where(
+    candidates = session.scalars(select(OutboxMessage).where(
         OutboxMessage.kind == KIND, OutboxMessage.reference == f"{kind}:{value}",
         OutboxMessage.created_by == actor,
         OutboxMessage.created_at >= (now or utcnow()) - within,  # enqueue stamps utcnow()
-        OutboxMessage.text == text).order_by(OutboxMessage.id.desc())).first()
+    ).order_by(OutboxMessage.id.desc()))
+    # The text is sealed (db.crypto): compared here, among the few recent candidates.
+    return next((m for m in candidates if m.text == text), None)
 
 
 def recent(session: Session, limit: int = 20) -> list[OutboxMessage]:

@@ -41,6 +41,7 @@ from db.models import (
     OutboxMessage,
     Registration,
 )
+from db.registrations import in_region
 from domain import eligibility
 from domain import registration as rules
 from domain.nik import PROVINCES
@@ -68,7 +69,8 @@ PROVINCE_NAMES: dict[str, str] = {
     "95": "Papua Pegunungan", "96": "Papua Barat Daya",
 }
 STATUS_LABELS = {rules.SUBMITTED: "Diajukan", rules.VERIFIED: "Diverifikasi",
-                 rules.ACCEPTED: "Diterima", rules.REJECTED: "Ditolak"}
+                 rules.ACCEPTED: "Diterima", rules.REJECTED: "Ditolak",
+                 rules.WITHDRAWN: "Ditarik pemohon"}
 
 # Eligibility checks: each NIK lookup made by the eligibility form (actions/identity.py
 # audits it as "nik_lookup" with detail {"purpose": "eligibility"}; a name retry on the same
@@ -282,13 +284,12 @@ def region_digits(region_prefix: str | None) -> str | None:
 
 
 def region_clause(region_prefix: str | None) -> ColumnElement[bool] | None:
-    """The WHERE clause limiting registrations to a region (by NIK prefix), or None:
-    `nik LIKE '3201%'`, portable; on PostgreSQL an index on `nik varchar_pattern_ops` serves
-    it (a plain btree does not under a non-C collation)."""
+    """The WHERE clause limiting registrations to a region (by the registration's region
+    code, a range the kode_wilayah index serves), or None."""
     digits = region_digits(region_prefix)
     if digits is None:
         return None
-    return Registration.nik.startswith(digits, autoescape=True)
+    return in_region(digits)
 
 
 def _registrations(region_prefix: str | None, *extra: ColumnElement[bool]) -> list:
@@ -324,7 +325,7 @@ def _since(days: int | None, today: date | None) -> list[ColumnElement[bool]]:
 def _status_categories(counts: dict[str, int]) -> list[Category]:
     counts = dict(counts)
     known = [Category(s, STATUS_LABELS[s], int(counts.pop(s, 0))) for s in rules.STATUSES]
-    return known + [Category(s, s, int(n)) for s, n in sorted(counts.items())]
+    return known + [Category(s, STATUS_LABELS.get(s, s), int(n)) for s, n in sorted(counts.items())]
 
 
 def field_label(key: str) -> str:
@@ -349,7 +350,7 @@ def _province_categories(counts: dict[str, int]) -> list[Category]:
 
 
 def _province_code():
-    return func.substr(Registration.nik, 1, 2)
+    return func.substr(Registration.kode_wilayah, 1, 2)
 
 
 def _count_by(session: Session, column, where: list) -> dict[str, int]:

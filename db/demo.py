@@ -13,6 +13,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from db import crypto
 from db.kpm_import import today_wib
 from db.models import Kpm, utcnow
 
@@ -77,10 +78,13 @@ def load_demo(session: Session, today: date | None = None) -> int:
     """Insert the demo records that are missing; return how many were added."""
     today = today or today_wib()
     niks = [r.nik(today) for r in DEMO_KPM]
-    existing = set(session.scalars(select(Kpm.nik).where(Kpm.nik.in_(niks))))
+    ring = crypto.keyring()
+    hashes = {nik: ring.blinds(nik) for nik in niks}
+    wanted = [h for hs in hashes.values() for h in hs]
+    existing = set(session.scalars(select(Kpm.nik_hash).where(Kpm.nik_hash.in_(wanted))))
     added = 0
     for nik, record in zip(niks, DEMO_KPM, strict=True):
-        if nik in existing:
+        if existing.intersection(hashes[nik]):
             continue
         session.add(Kpm(
             nik=nik, nama=record.nama, tanggal_lahir=record.born(today),

@@ -24,11 +24,14 @@ def ensure_sqlite_dir(url: str) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """Create the engine; for SQLite, make sure the folder exists and turn on WAL and FKs."""
+    """Create the engine; for SQLite, make sure the folder exists and turn on WAL and FKs.
+
+    `hide_parameters`: a failing statement's error (and SQL echo) never shows the values it
+    was given, which may be a NIK, a name or a sealed blob (issue 16)."""
     url = normalise_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         ensure_sqlite_dir(url)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -39,7 +42,7 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

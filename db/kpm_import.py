@@ -2,7 +2,8 @@
 
 Header: nik,nama,tanggal_lahir,jenis_kelamin,kode_wilayah,status_pkh,tanggal_graduasi,no_hp
 A row is stored whole or not at all; rejected rows go to a report (line, reason, masked
-NIK). Importing the same file twice changes nothing: unchanged rows are not written.
+NIK). Importing the same file twice changes nothing: unchanged rows are not written (a
+keyed digest per row tells them; the NIK, name, birth date and phone are sealed, db.crypto).
 
 Each `kode_wilayah` must be a desa/kelurahan of the regions table (issue 15): the table's
 desa codes are read once into a set, so the check costs a set lookup per row; a code it
@@ -14,6 +15,7 @@ regions load` not run), codes are checked on their shape only and the result say
 from __future__ import annotations
 
 import csv
+import os
 import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from db import crypto
 from db import regions as region_table
 from db.models import Kpm
 from domain import nik as nik_rules
@@ -128,14 +131,46 @@ def validate(row: list[str], today: date) -> tuple[dict[str, Any], list[str]]:
     }, warnings
 
 
-COLUMNS = ["nik", *DATA_COLUMNS, "updated_at"]
+SEALED = ("nik", "nama", "tanggal_lahir", "no_hp")  # sealed columns (db.crypto)
+COLUMNS = ["nik_hash", "nik", *DATA_COLUMNS, "digest", "updated_at"]
+
+
+class _Sealer:
+    """Seals a batch's personal values in one go (the import's hot path): AES-GCM under the
+    current key with the column as associated data, exactly as db.crypto's column types do,
+    with the nonces of a whole batch drawn at once."""
+
+    def __init__(self, ring: crypto.Keyring) -> None:
+        self.ring = ring
+        self.prefix = crypto.VERSION + ring.current.key_id
+        self.aead = ring.current.aead
+        self.aad = {name: f"kpm.{name}".encode() for name in SEALED}
+
+    def rows(self, rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+        nonces = os.urandom(12 * len(rows) * len(SEALED))
+        out, at = [], 0
+        for row in rows:
+            sealed = dict(row)
+            for name in SEALED:
+                value = row[name]
+                if value is None:
+                    continue
+                data = (value.isoformat() if name == "tanggal_lahir" else value).encode()
+                nonce = nonces[at:at + 12]
+                at += 12
+                sealed[name] = self.prefix + nonce + self.aead.encrypt(nonce, data,
+                                                                       self.aad[name])
+            sealed["updated_at"] = now
+            out.append(sealed)
+        return out
 
 
 def _upsert(session: Session, rows: list[dict[str, Any]]) -> None:
-    """INSERT ... ON CONFLICT (nik) DO UPDATE, as one executemany on the driver.
+    """INSERT ... ON CONFLICT (nik_hash) DO UPDATE, as one executemany on the driver.
 
     This bypasses SQLAlchemy's per-row parameter processing, which was half the import
-    time; values are converted the way SQLAlchemy stores them (ISO text on SQLite).
+    time; values are converted the way SQLAlchemy stores them (ISO text on SQLite) and the
+    personal ones arrive sealed (`_Sealer`).
     """
     connection = session.connection()
     if connection.dialect.name == "postgresql":
@@ -145,7 +180,7 @@ def _upsert(session: Session, rows: list[dict[str, Any]]) -> None:
     mark = "?" if sqlite else "%s"
     sql = (
         f"INSERT INTO kpm ({', '.join(COLUMNS)}) VALUES ({', '.join([mark] * len(COLUMNS))}) "
-        "ON CONFLICT (nik) DO UPDATE SET "
+        "ON CONFLICT (nik_hash) DO UPDATE SET "
         + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])
     )
 
@@ -172,35 +207,50 @@ def _upsert_copy(pg: Any, rows: list[dict[str, Any]]) -> None:
                 copy.write_row(tuple(row[c] for c in COLUMNS))
         cursor.execute(
             f"INSERT INTO kpm ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} FROM kpm_stage "
-            "ON CONFLICT (nik) DO UPDATE SET "
+            "ON CONFLICT (nik_hash) DO UPDATE SET "
             + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])
         )
         cursor.execute("TRUNCATE kpm_stage")
 
 
 def _store(session: Session, batch: dict[str, dict[str, Any]], result: ImportResult) -> None:
-    """Write the rows that are new or changed; count the rest as unchanged."""
+    """Write the rows that are new or changed; count the rest as unchanged.
+
+    A row is found by its blind index and compared by its keyed digest, never by clear
+    values. While a key rotation runs (several keys configured), a row still under an old
+    key is replaced by one under the current key."""
+    ring = crypto.keyring()
     table = Kpm.__table__
-    existing = {
-        row.nik: row
-        for row in session.execute(
-            select(table).where(table.c.nik.in_(list(batch)))
-        )
-    }
-    now = _utcnow()
+    for values in batch.values():
+        values["nik_hash"] = ring.blind(values["nik"])
+        values["digest"] = ring.digest(*(values[c] for c in HEADER))
+    existing = dict(session.execute(
+        select(table.c.nik_hash, table.c.digest)
+        .where(table.c.nik_hash.in_([v["nik_hash"] for v in batch.values()]))).all())
+    stale: list[str] = []
+    if len(ring.keys) > 1:
+        old = {h: nik for nik in batch for h in ring.blinds(nik)[1:]}
+        stale = list(session.scalars(select(table.c.nik_hash)
+                                     .where(table.c.nik_hash.in_(list(old)))))
+        found = {old[h] for h in stale}
+    else:
+        found = set()
     to_write = []
     for nik, values in batch.items():
-        old = existing.get(nik)
-        if old is not None and all(getattr(old, c) == values[c] for c in DATA_COLUMNS):
-            result.unchanged += 1
-            continue
-        if old is None:
-            result.inserted += 1
-        else:
+        if values["nik_hash"] in existing:
+            if existing[values["nik_hash"]] == values["digest"]:
+                result.unchanged += 1
+                continue
             result.updated += 1
-        to_write.append({**values, "updated_at": now})
+        elif nik in found:
+            result.updated += 1
+        else:
+            result.inserted += 1
+        to_write.append(values)
+    if stale:
+        session.execute(table.delete().where(table.c.nik_hash.in_(stale)))
     if to_write:
-        _upsert(session, to_write)
+        _upsert(session, _Sealer(ring).rows(to_write, _utcnow()))
 
 
 def _counting(lines: Iterable[str], progress: Callable[[int], None]) -> Iterator[str]:

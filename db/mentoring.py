@@ -193,8 +193,9 @@ def assign(session: Session, mentor_id: int, number: str) -> tuple[Registration,
 
 def mentees(session: Session, mentor_id: int) -> list[Registration]:
     stmt = (select(Registration).join(Assignment, Assignment.registration_id == Registration.id)
-            .where(Assignment.mentor_id == mentor_id).order_by(Registration.nama))
-    return list(session.scalars(stmt))
+            .where(Assignment.mentor_id == mentor_id))
+    # Sorted here: the name is sealed (db.crypto), SQL cannot order by it.
+    return sorted(session.scalars(stmt), key=lambda r: (str(r.nama).casefold(), r.id))
 
 
 def mentee_user_ids(session: Session, mentor_id: int) -> list[int]:

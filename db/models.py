@@ -13,15 +13,18 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    LargeBinary,
     SmallInteger,
     String,
-    Text,
     TypeDecorator,
     UniqueConstraint,
     text,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
+
+from db.crypto import SealedDate, SealedJSON, SealedText, blind
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -65,35 +68,55 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # 0015: when this account last agreed to the use of its data, and for which form
+    # ("eligibility", "registration"), shown by /data_saya (actions.privacy).
+    consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    consent_for: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # 0015: after /hapus_data, the audit rows of its last day keep this account as actor
+    # for a day (rate limits, the same-NIK check) and then get `erase_pseudonym`
+    # (db.privacy, db.retention); both are cleared then.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    erase_pseudonym: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class Conversation(Base):
-    """A user's dialogue state (active form, offered buttons, ...), one row per user."""
+    """A user's dialogue state (active form, offered buttons, ...), one row per user; sealed
+    (db.crypto): a running form holds a NIK, a name, a phone number."""
 
     __tablename__ = "conversations"
 
     user_id: Mapped[int] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
-    state: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    state: Mapped[dict[str, Any]] = mapped_column(SealedJSON("conversations.state"),
+                                                  default=dict)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Kpm(Base):
-    """A PKH beneficiary (keluarga penerima manfaat) from the Kemensos registry."""
+    """A PKH beneficiary (keluarga penerima manfaat) from the Kemensos registry. NIK, name,
+    birth date and phone are sealed (db.crypto); the key is `nik_hash`, the NIK's blind
+    index, set whenever `nik` is; `digest` (keyed) tells the import an unchanged row."""
 
     __tablename__ = "kpm"
     __table_args__ = (Index("ix_kpm_kode_wilayah", "kode_wilayah"),)
 
-    nik: Mapped[str] = mapped_column(String(16), primary_key=True)
-    nama: Mapped[str] = mapped_column(String(120))
-    tanggal_lahir: Mapped[date] = mapped_column(Date)
+    nik_hash: Mapped[str] = mapped_column(String(32), primary_key=True)
+    nik: Mapped[str] = mapped_column(SealedText("kpm.nik"))
+    nama: Mapped[str] = mapped_column(SealedText("kpm.nama"))
+    tanggal_lahir: Mapped[date] = mapped_column(SealedDate("kpm.tanggal_lahir"))
     jenis_kelamin: Mapped[str] = mapped_column(String(1))
     kode_wilayah: Mapped[str] = mapped_column(String(10))
     status_pkh: Mapped[str] = mapped_column(String(10))
     tanggal_graduasi: Mapped[date | None] = mapped_column(Date, nullable=True)
-    no_hp: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    no_hp: Mapped[str | None] = mapped_column(SealedText("kpm.no_hp"), nullable=True)
+    digest: Mapped[str | None] = mapped_column(String(32), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @validates("nik")
+    def _index_nik(self, _key: str, value: str) -> str:
+        self.nik_hash = blind(value)
+        return value
 
 
 class AuditLog(Base):
@@ -113,6 +136,14 @@ class AuditLog(Base):
     outcome: Mapped[str] = mapped_column(String(32))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
 
+    @validates("subject", "detail")
+    def _masked(self, _key: str, value: Any) -> Any:
+        """Whatever a caller passes, NIKs, phone numbers and bot tokens are stored masked
+        (issue 16: the audit log is kept 5 years, so it holds no clear personal number)."""
+        from db.privacy import masked
+
+        return masked(value)
+
 
 class Registration(Base):
     """A Prokus registration submitted through the assistant.
@@ -123,9 +154,9 @@ class Registration(Base):
 
     __tablename__ = "registrations"
     __table_args__ = (
-        Index("uq_registrations_active_nik", "nik", unique=True,
-              sqlite_where=text("status != 'ditolak'"),
-              postgresql_where=text("status != 'ditolak'")),
+        Index("uq_registrations_active_nik", "nik_hash", unique=True,
+              sqlite_where=text("status NOT IN ('ditolak', 'ditarik')"),
+              postgresql_where=text("status NOT IN ('ditolak', 'ditarik')")),
         Index("ix_registrations_user", "user_id"),
         Index("ix_registrations_status", "status"),
         Index("ix_registrations_wilayah", "kode_wilayah"),
@@ -135,20 +166,24 @@ class Registration(Base):
         # 0009: a region's queue and counts per status without heap visits, and the exact
         # NIK search (uq_registrations_active_nik is partial: it leaves out "ditolak").
         Index("ix_registrations_wilayah_status", "kode_wilayah", "status", "created_at"),
-        Index("ix_registrations_nik", "nik"),
+        Index("ix_registrations_nik", "nik_hash"),
+        # 0013: what `prokus regions match-registrations` and `unmatched` work on.
+        Index("ix_registrations_region_match", "wilayah_status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(16), unique=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
                                                 nullable=True)
-    nik: Mapped[str] = mapped_column(String(16))
-    nama: Mapped[str] = mapped_column(String(120))
-    tanggal_lahir: Mapped[date] = mapped_column(Date)
-    no_hp: Mapped[str] = mapped_column(String(16))
-    kabupaten: Mapped[str] = mapped_column(String(60))
-    kecamatan: Mapped[str] = mapped_column(String(60))
-    desa: Mapped[str] = mapped_column(String(60))
+    # Personal data sealed (db.crypto); `nik_hash` is the NIK's blind index, set with `nik`.
+    nik_hash: Mapped[str] = mapped_column(String(32))
+    nik: Mapped[str] = mapped_column(SealedText("registrations.nik"))
+    nama: Mapped[str] = mapped_column(SealedText("registrations.nama"))
+    tanggal_lahir: Mapped[date] = mapped_column(SealedDate("registrations.tanggal_lahir"))
+    no_hp: Mapped[str] = mapped_column(SealedText("registrations.no_hp"))
+    kabupaten: Mapped[str] = mapped_column(SealedText("registrations.kabupaten"))
+    kecamatan: Mapped[str] = mapped_column(SealedText("registrations.kecamatan"))
+    desa: Mapped[str] = mapped_column(SealedText("registrations.desa"))
     bidang_usaha: Mapped[str] = mapped_column(String(32))
     deskripsi_usaha: Mapped[str] = mapped_column(String(300))
     lama_usaha_bulan: Mapped[int]
@@ -159,6 +194,24 @@ class Registration(Base):
     kode_wilayah: Mapped[str | None] = mapped_column(String(10), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # 0013: the address as official regions (dotted codes; None when not matched).
+    # `kabupaten`/`kecamatan`/`desa` hold the official names of what matched, the typed
+    # text otherwise; `kode_wilayah` the digits of the most precise matched code.
+    kode_kabupaten: Mapped[str | None] = mapped_column(String(13), nullable=True)
+    kode_kecamatan: Mapped[str | None] = mapped_column(String(13), nullable=True)
+    kode_desa: Mapped[str | None] = mapped_column(String(13), nullable=True)
+    # "cocok": all three matched; "tidak_ada": the applicant chose "Tidak ada di daftar"
+    # at some level (for the verifier); None: not (yet) matched.
+    wilayah_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # 0014: the registry has a phone for this NIK (or the NIK was tried from many accounts)
+    # and the applicant's shared Telegram contact did not match it, or was not shared:
+    # nothing from the registry was shown; the verifier checks who this is.
+    kontak_berbeda: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+
+    @validates("nik")
+    def _index_nik(self, _key: str, value: str) -> str:
+        self.nik_hash = blind(value)
+        return value
 
 
 class RegistrationCounter(Base):
@@ -174,11 +227,13 @@ class OutboxMessage(Base):
     """A proactive message (status notice, reminder, broadcast): the text, once."""
 
     __tablename__ = "outbox_messages"
-    __table_args__ = (Index("ix_outbox_messages_kind_id", "kind", "id"),)
+    __table_args__ = (Index("ix_outbox_messages_kind_id", "kind", "id"),
+                      Index("ix_outbox_messages_created", "created_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
-    text: Mapped[str] = mapped_column(Text)
+    # Sealed (db.crypto): a status notice or a handoff reply may name the person.
+    text: Mapped[str] = mapped_column(SealedText("outbox_messages.text"))
     reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -189,6 +244,12 @@ class OutboxMessage(Base):
     reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Buttons of a reply, channel-neutral (see db.outbox.markup_of); None for plain text.
     markup: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    # A paid broadcast (Telegram's allow_paid_broadcast) and its target rate, messages/s.
+    paid: Mapped[bool] = mapped_column(default=False, server_default="0")
+    paid_rate: Mapped[float | None] = mapped_column(nullable=True)
+    # 0015: when retention replaced `text` by db.retention.PURGED_TEXT (30 days after the
+    # last delivery, every recipient final); the delivery records in `outbox` stay.
+    text_purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class OutboxItem(Base):
@@ -243,6 +304,10 @@ class OutboxPacer(Base):
 
     name: Mapped[str] = mapped_column(String(16), primary_key=True)
     next_at: Mapped[float] = mapped_column(default=0.0)
+    # Adaptive paid rate: the share of a paid broadcast's target rate allowed now (a 429
+    # halves it, then it climbs back), and when it was last cut (seconds since the epoch).
+    scale: Mapped[float] = mapped_column(default=1.0, server_default="1")
+    scaled_at: Mapped[float] = mapped_column(default=0.0, server_default="0")
 
 
 class Mentor(Base):
@@ -252,8 +317,8 @@ class Mentor(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
-    nama: Mapped[str] = mapped_column(String(120))
-    no_hp: Mapped[str] = mapped_column(String(16))
+    nama: Mapped[str] = mapped_column(SealedText("mentors.nama"))
+    no_hp: Mapped[str] = mapped_column(SealedText("mentors.no_hp"))
     kode_wilayah: Mapped[str] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -298,7 +363,9 @@ class InboxUpdate(Base):
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     user_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    payload: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    # The raw update (the message text may hold a NIK): sealed (db.crypto).
+    payload: Mapped[dict[str, Any] | None] = mapped_column(SealedJSON("inbox.payload"),
+                                                            nullable=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
@@ -414,6 +481,7 @@ class HandoffMessage(Base):
         CheckConstraint("sender IN ('user', 'operator', 'system')",
                         name="ck_handoff_messages_sender"),
         Index("ix_handoff_messages_ticket", "ticket_id", "id"),
+        Index("ix_handoff_messages_created", "created_at"),  # 0015: retention
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -421,7 +489,7 @@ class HandoffMessage(Base):
     sender: Mapped[str] = mapped_column(String(16))
     author: Mapped[str | None] = mapped_column(String(64), nullable=True)
     kind: Mapped[str] = mapped_column(String(16), default="text", server_default="text")
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(SealedText("handoff_messages.text"))
     outbox_message_id: Mapped[int | None] = mapped_column(
         ForeignKey("outbox_messages.id", ondelete="SET NULL"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -480,3 +548,30 @@ class Region(Base):
     # WIB | WITA | WIT on provinces (None below them): filled by the loader from
     # domain.regions.zone_name, the one source of the mapping (migration 0012).
     zone: Mapped[str | None] = mapped_column(String(4), nullable=True)
+
+
+class NikAttempt(Base):
+    """A NIK looked up from an account (by its blind index), kept a day: a NIK tried from
+    several accounts in a day is flagged and then only looked up with a matching contact."""
+
+    __tablename__ = "nik_attempts"
+    __table_args__ = (Index("ix_nik_attempts_hash_at", "nik_hash", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nik_hash: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DataKeyRecord(Base):
+    """Each data key that has sealed values in this database (db.crypto): its id and a
+    sealed canary, so a process started with a wrong or missing key stops with a clear
+    error instead of serving unreadable records. `retired_at`: `prokus keys rotate` moved
+    every value off it."""
+
+    __tablename__ = "data_keys"
+
+    key_id: Mapped[str] = mapped_column(String(8), primary_key=True)
+    canary: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

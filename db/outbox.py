@@ -23,12 +23,15 @@ DEFAULT_PRIORITY = 1
 def enqueue(session: Session, kind: str, text: str, user_ids: Iterable[int], created_by: str,
             reference: str | None = None, due_at: datetime | None = None,
             expires_at: datetime | None = None, report_to: int | None = None,
-            markup: dict | None = None) -> OutboxMessage:
+            markup: dict | None = None, paid: bool = False,
+            paid_rate: float | None = None) -> OutboxMessage:
     """Record `text` for each recipient in the caller's transaction; nothing is sent here,
     so a crash after commit loses nothing and a rollback sends nothing. A row is never sent
-    at or after `expires_at`; `report_to` gets a delivery report when all are done."""
+    at or after `expires_at`; `report_to` gets a delivery report when all are done. `paid`
+    (a paid broadcast) is sent with allow_paid_broadcast at up to `paid_rate` messages/s."""
     message = OutboxMessage(kind=kind, text=text, reference=reference, created_by=created_by,
-                            created_at=utcnow(), report_to=report_to, markup=markup)
+                            created_at=utcnow(), report_to=report_to, markup=markup,
+                            paid=paid, paid_rate=paid_rate if paid else None)
     session.add(message)
     session.flush()
     add_recipients(session, message.id, user_ids, due_at or utcnow(), expires_at,

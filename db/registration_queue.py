@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, false, func, select, tuple_
 from sqlalchemy.orm import Session
 
+from db import crypto, repo
 from db.models import AuditLog, Kpm, Registration
 from db.registrations import in_region
 from domain import registration as rules
@@ -88,7 +89,7 @@ def conditions(f: Filter) -> list[ColumnElement[bool]]:
     if f.number:
         where.append(Registration.number == f.number)
     if f.nik:
-        where.append(Registration.nik == f.nik)
+        where.append(Registration.nik_hash.in_(crypto.blinds(f.nik)))
     return where
 
 
@@ -191,7 +192,7 @@ def find(session: Session, number: str, scope: str | None) -> Registration | Non
 
 
 def registry_record(session: Session, nik: str) -> Kpm | None:
-    return session.get(Kpm, nik)
+    return repo.find_kpm(session, nik)
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,7 @@ def history(session: Session, registration: Registration) -> list[Change]:
     """The status changes, oldest first: the submission, then each audited change."""
     stmt = (select(AuditLog).where(AuditLog.subject == registration.number,
                                    AuditLog.action == "registration_status",
-                                   AuditLog.outcome.in_(rules.STATUSES))
+                                   AuditLog.outcome.in_(rules.ALL_STATUSES))
             .order_by(AuditLog.at, AuditLog.id))
     changes = [Change(registration.created_at, rules.SUBMITTED, None, None, None)]
     for row in session.scalars(stmt):

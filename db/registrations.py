@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from db import outbox, repo
+from db import crypto, outbox, repo
 from db.models import Registration, RegistrationCounter, utcnow
 from domain import registration as rules
 from domain.nik import mask
@@ -38,7 +38,7 @@ def _lock_numbers(session: Session, year: int) -> None:
 
 
 def active_for_nik(session: Session, nik: str) -> Registration | None:
-    stmt = select(Registration).where(Registration.nik == nik,
+    stmt = select(Registration).where(Registration.nik_hash.in_(crypto.blinds(nik)),
                                       Registration.status.in_(rules.ACTIVE))
     return session.scalars(stmt).first()
 
@@ -57,9 +57,12 @@ def submit(session: Session, fields: dict[str, Any], user_id: int | None,
         .values(last=RegistrationCounter.last + 1).returning(RegistrationCounter.last)
     ).scalar_one()
     now = utcnow()
+    # `fields` may carry the address codes (kode_kabupaten/kecamatan/desa, wilayah_status)
+    # and `kode_wilayah` (the most precise matched code); without them the NIK's first six
+    # digits are the region, as before addresses were matched.
     registration = Registration(number=rules.number(year, sequence), user_id=user_id,
                                 status=rules.SUBMITTED, created_at=now, updated_at=now,
-                                kode_wilayah=fields["nik"][:6], **fields)
+                                **{"kode_wilayah": fields["nik"][:6], **fields})
     session.add(registration)
     session.flush()
     return Submission(registration, created=True)
@@ -71,7 +74,8 @@ def for_user(session: Session, user_id: int) -> list[Registration]:
 
 
 def for_nik(session: Session, nik: str) -> list[Registration]:
-    stmt = select(Registration).where(Registration.nik == nik).order_by(Registration.id)
+    stmt = (select(Registration).where(Registration.nik_hash.in_(crypto.blinds(nik)))
+            .order_by(Registration.id))
     return list(session.scalars(stmt))
 
 

@@ -9,7 +9,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from db import crypto
 from db.models import AuditLog, Conversation, Kpm, User, utcnow
+
+SEALED_KPM = ("nik", "nama", "tanggal_lahir", "no_hp")
 
 
 def get_or_create_user(session: Session, channel: str, external_id: str) -> User:
@@ -32,7 +35,9 @@ def get_or_create_user(session: Session, channel: str, external_id: str) -> User
 def load_state(session: Session, user: User) -> dict[str, Any]:
     """Return a copy of the user's conversation state (empty for a new user)."""
     conversation = session.get(Conversation, user.id)
-    return dict(conversation.state) if conversation else {}
+    if conversation is None or crypto.is_unreadable(conversation.state):
+        return {}  # an unreadable state was reported by db.crypto: start afresh
+    return dict(conversation.state)
 
 
 def save_state(session: Session, user: User, state: dict[str, Any]) -> None:
@@ -46,8 +51,13 @@ def save_state(session: Session, user: User, state: dict[str, Any]) -> None:
 
 
 def find_kpm(session: Session, nik: str) -> Kpm | None:
-    """The registry record for a NIK (primary-key lookup)."""
-    return session.get(Kpm, nik)
+    """The registry record for a NIK: a primary-key lookup by its blind index (under every
+    configured key, for rows a key rotation has not reached yet). A record that does not
+    decrypt is reported (db.crypto logs it) and treated as absent."""
+    kpm = session.scalars(select(Kpm).where(Kpm.nik_hash.in_(crypto.blinds(nik)))).first()
+    if kpm is not None and crypto.unreadable_fields(kpm, SEALED_KPM):
+        return None
+    return kpm
 
 
 def audit(session: Session, actor: str, action: str, outcome: str,

@@ -21,6 +21,19 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 # A rejected registration no longer blocks a new one for the same NIK.
 ACTIVE = frozenset({SUBMITTED, VERIFIED, ACCEPTED})
+# Withdrawn by the applicant (/hapus_data, issue 16): only from a registration still being
+# processed, never set by an operator (so not in STATUSES, the operators' lifecycle, nor a
+# target in TRANSITIONS); final. Like a rejection it no longer blocks the NIK.
+WITHDRAWN = "ditarik"
+WITHDRAWABLE = frozenset({SUBMITTED, VERIFIED})
+TRANSITIONS[WITHDRAWN] = frozenset()
+ALL_STATUSES = (*STATUSES, WITHDRAWN)
+
+
+def can_withdraw(current: str) -> bool:
+    """Whether the applicant may still withdraw a registration in status `current`."""
+    return current in WITHDRAWABLE
+
 
 REASON_MAX = 300  # registrations.alasan
 

@@ -97,12 +97,16 @@ def _number(value: Any) -> float:
 class NLUClient:
     """Parse text through a Rasa server; one connection pool for the process."""
 
-    def __init__(self, base_url: str, timeout: float = 3.0, retries: int = 1) -> None:
+    def __init__(self, base_url: str, timeout: float = 3.0, retries: int = 1,
+                 token: str | None = None) -> None:
         import httpx
 
         self.base_url = base_url.rstrip("/")
         self.retries = retries
-        self._http: httpx.Client = httpx.Client(base_url=self.base_url, timeout=timeout)
+        # Rasa's --auth-token is sent as the `token` query parameter on every request.
+        params = {"token": token} if token else None
+        self._http: httpx.Client = httpx.Client(base_url=self.base_url, timeout=timeout,
+                                                params=params)
 
     def parse(self, text: str) -> Parse:
         """Return the parse of `text`; raise NLUUnavailable after the retries are spent."""

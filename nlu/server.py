@@ -34,9 +34,12 @@ class NLUServer:
     """A Rasa NLU server in a child process, listening on 127.0.0.1 only."""
 
     def __init__(
-        self, rasa_bin: Path, model: Path, port: int, log_file: Path, project_root: Path
+        self, rasa_bin: Path, model: Path, port: int, log_file: Path, project_root: Path,
+        auth_token: str | None = None,
     ) -> None:
         self.project_root = project_root
+        # Started with `--auth-token`: every API call must then carry `?token=`.
+        self.auth_token = auth_token
         self.rasa_bin = rasa_bin
         self.model = model
         self.port = port
@@ -59,6 +62,8 @@ class NLUServer:
             "-m", str(self.model),
             "-i", "127.0.0.1", "-p", str(self.port),
         ]
+        if self.auth_token:
+            cmd += ["--auth-token", self.auth_token]
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, env=rasa_env(self.project_root),
@@ -84,7 +89,8 @@ class NLUServer:
 
     def ready(self) -> bool:
         try:
-            response = httpx.get(f"{self.url}/status", timeout=1.0)
+            params = {"token": self.auth_token} if self.auth_token else None
+            response = httpx.get(f"{self.url}/status", params=params, timeout=1.0)
             return response.status_code == 200 and bool(response.json().get("model_file"))
         except (httpx.HTTPError, ValueError):
             return False

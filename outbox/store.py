@@ -144,28 +144,58 @@ def _claimable(now: datetime, per_chat: timedelta):
             ~((OutboxItem.priority == REPLY_PRIORITY) & earlier_reply))
 
 
-def claim(session: Session, worker_id: str, limit: int, now: datetime,
-          per_chat: timedelta, reply_grace: timedelta = timedelta(0)) -> list[int]:
+@dataclass(frozen=True)
+class Claimed:
+    item_id: int
+    message_id: int
+
+
+def claim_rows(session: Session, worker_id: str, limit: int, now: datetime,
+               per_chat: timedelta, reply_grace: timedelta = timedelta(0),
+               channel: str | None = None) -> list[Claimed]:
     """Claim up to `limit` due rows, replies first (then notices and reminders, then
-    broadcasts), at most one per recipient (see `_claimable`). PostgreSQL: FOR UPDATE
-    SKIP LOCKED, so workers never wait for each other; SQLite: the conditional UPDATE below
-    runs under the database's single write lock. Replies younger than `reply_grace` are
-    left to the fast path that sends them right after their turn."""
-    stmt = (select(OutboxItem.id, OutboxItem.user_id)
-            .where(*_claimable(now, per_chat),
+    broadcasts), at most one per recipient (see `_claimable`), only of recipients on
+    `channel` when given (a Telegram worker leaves console users' rows to the console).
+    PostgreSQL: FOR UPDATE SKIP LOCKED, so workers never wait for each other; SQLite: the
+    conditional UPDATE below runs under the database's single write lock. Replies younger
+    than `reply_grace` are left to the fast path that sends them right after their turn."""
+    # First the head of the queue in claim order, straight from ix_outbox_claim (on
+    # PostgreSQL locked, skipping rows another worker is claiming); then the per-row checks
+    # (nothing in flight for the recipient, per-chat spacing, replies in order, channel)
+    # for those rows only, not for every pending row (30,000 anti-joins and a sort per
+    # claim otherwise).
+    head = (select(OutboxItem.id)
+            .where(OutboxItem.state == PENDING, OutboxItem.due_at <= now,
                    or_(OutboxItem.priority != REPLY_PRIORITY,
                        OutboxItem.due_at <= now - reply_grace))
             .order_by(OutboxItem.priority, OutboxItem.due_at, OutboxItem.id)
-            .limit(limit * 2))
+            .limit(limit * 4))
     if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(of=OutboxItem, skip_locked=True)
+        head = head.with_for_update(skip_locked=True)
+    candidates = session.scalars(head).all()
+    if not candidates:
+        return []
+    stmt = (select(OutboxItem.id, OutboxItem.user_id, OutboxItem.message_id)
+            .where(OutboxItem.id.in_(candidates), *_claimable(now, per_chat))
+            .order_by(OutboxItem.priority, OutboxItem.due_at, OutboxItem.id))
+    if channel is not None:
+        stmt = stmt.join(User, User.id == OutboxItem.user_id).where(User.channel == channel)
     seen: set[int] = set()
-    ids = []
-    for row_id, user_id in session.execute(stmt):
+    ids, messages = [], {}
+    for row_id, user_id, message_id in session.execute(stmt):
         if user_id not in seen and len(ids) < limit:
             seen.add(user_id)
             ids.append(row_id)
-    return _mark_claimed(session, ids, worker_id, now)
+            messages[row_id] = message_id
+    return [Claimed(i, messages[i]) for i in _mark_claimed(session, ids, worker_id, now)]
+
+
+def claim(session: Session, worker_id: str, limit: int, now: datetime,
+          per_chat: timedelta, reply_grace: timedelta = timedelta(0),
+          channel: str | None = None) -> list[int]:
+    """`claim_rows`, the row ids only."""
+    return [c.item_id for c in claim_rows(session, worker_id, limit, now, per_chat,
+                                          reply_grace, channel)]
 
 
 def _mark_claimed(session: Session, ids: list[int], worker_id: str,
@@ -228,6 +258,7 @@ class Attempt:
     chat_id: str
     text: str
     markup: dict | None = None
+    message_id: int = 0
 
 
 def start_send(session: Session, item_id: int, worker_id: str, now: datetime,
@@ -346,13 +377,16 @@ def retry_later(session: Session, item_id: int, worker_id: str, now: datetime,
     return True
 
 
-def busy(session: Session, now: datetime, horizon: timedelta) -> int:
+def busy(session: Session, now: datetime, horizon: timedelta,
+         channel: str | None = None) -> int:
     """Rows in flight anywhere, or due within `horizon` (a worker run --until-idle waits
-    for these, not for tomorrow's reminders)."""
+    for these, not for tomorrow's reminders); with `channel`, due rows of that channel's
+    users only (a Telegram worker does not wait for console users' rows)."""
+    due = (OutboxItem.state == PENDING) & (OutboxItem.due_at <= now + horizon)
+    if channel is not None:
+        due = due & exists().where(User.id == OutboxItem.user_id, User.channel == channel)
     return session.scalar(select(func.count()).select_from(OutboxItem).where(or_(
-        OutboxItem.state.in_((CLAIMED, SENDING)),
-        (OutboxItem.state == PENDING) & (OutboxItem.due_at <= now + horizon),
-    ))) or 0
+        OutboxItem.state.in_((CLAIMED, SENDING)), due))) or 0
 
 
 def undo_attempt(session: Session, item_id: int, worker_id: str, due: datetime,
@@ -363,6 +397,169 @@ def undo_attempt(session: Session, item_id: int, worker_id: str, due: datetime,
         return
     item.state, item.error, item.claimed_by, item.claimed_at = PENDING, error, None, None
     item.attempts, item.due_at, item.attempted_at = item.attempts - 1, due, None
+
+
+# ---------------------------------------------------------------------- batches
+@dataclass(frozen=True)
+class MessageMeta:
+    """What a worker needs of a message to send it, loaded once per message."""
+
+    kind: str
+    text: str
+    markup: dict | None
+    paid: bool
+    paid_rate: float | None
+
+
+def message_meta(session: Session, message_ids: list[int]) -> dict[int, MessageMeta]:
+    """The text (decrypted by the column type), buttons and paid mode of messages."""
+    if not message_ids:
+        return {}
+    rows = session.execute(select(OutboxMessage.id, OutboxMessage.kind, OutboxMessage.text,
+                                  OutboxMessage.markup, OutboxMessage.paid,
+                                  OutboxMessage.paid_rate)
+                           .where(OutboxMessage.id.in_(sorted(set(message_ids))))).all()
+    return {mid: MessageMeta(kind, text or "", markup, bool(paid), paid_rate)
+            for mid, kind, text, markup, paid, paid_rate in rows}
+
+
+def start_sends(session: Session, item_ids: list[int], worker_id: str, now: datetime,
+                per_chat: timedelta) -> list[Attempt]:
+    """`start_send` for a block of rows in one transaction: each row still ours is
+    recorded `sending` (committed by the caller before any of them is sent), or expired,
+    blocked, failed (not a Telegram chat) or postponed (its chat had a message too
+    recently). Returns the attempts in the order of `item_ids`, without the text (the
+    caller has it from `message_meta`, loaded once per message). Rows and recipients are
+    locked in id order, so two workers cannot deadlock or both pass the per-chat check."""
+    if not item_ids:
+        return []
+    ids = sorted(set(item_ids))
+    if session.get_bind().dialect.name == "sqlite":  # take the write lock first (_locked)
+        session.execute(update(OutboxItem).where(OutboxItem.id.in_(ids))
+                        .values(id=OutboxItem.id))
+    rows = session.execute(select(OutboxItem.id, OutboxItem.user_id, OutboxItem.message_id,
+                                  OutboxItem.state, OutboxItem.claimed_by,
+                                  OutboxItem.expires_at, OutboxItem.priority)
+                           .where(OutboxItem.id.in_(ids)).order_by(OutboxItem.id)
+                           .with_for_update()).all()
+    mine = [r for r in rows if r.state == CLAIMED and r.claimed_by == worker_id]
+    if not mine:
+        return []
+    users = {u.id: u for u in session.execute(
+        select(User.id, User.channel, User.external_id, User.is_active)
+        .where(User.id.in_(sorted({r.user_id for r in mine}))).order_by(User.id)
+        .with_for_update())}
+    bulk_users = sorted({r.user_id for r in mine if r.priority != REPLY_PRIORITY})
+    recent = dict(session.execute(
+        select(OutboxItem.user_id, func.max(OutboxItem.attempted_at))
+        .where(OutboxItem.user_id.in_(bulk_users), OutboxItem.id.not_in(ids),
+               OutboxItem.attempted_at > now - per_chat)
+        .group_by(OutboxItem.user_id)).all()) if bulk_users else {}
+    closed: dict[tuple[str, str], list[int]] = {}
+    go: dict[int, Attempt] = {}
+    for r in mine:
+        user = users[r.user_id]
+        if r.expires_at is not None and r.expires_at <= now:
+            closed.setdefault((EXPIRED, "too late: the session had started"), []).append(r.id)
+        elif user.channel != "telegram":
+            closed.setdefault((FAILED, f"no Telegram chat ({user.channel})"), []).append(r.id)
+        elif not user.is_active:
+            closed.setdefault((BLOCKED, "user blocked the bot earlier"), []).append(r.id)
+        elif r.priority != REPLY_PRIORITY and r.user_id in recent:
+            session.execute(update(OutboxItem).where(OutboxItem.id == r.id).values(
+                state=PENDING, claimed_by=None, claimed_at=None,
+                due_at=recent[r.user_id] + per_chat))
+        else:
+            go[r.id] = Attempt(r.id, user.external_id, "", None, r.message_id)
+    for (state, error), closed_ids in closed.items():
+        session.execute(update(OutboxItem).where(OutboxItem.id.in_(closed_ids))
+                        .values(state=state, error=error))
+    if go:
+        session.execute(update(OutboxItem).where(OutboxItem.id.in_(sorted(go))).values(
+            state=SENDING, attempted_at=now, attempts=OutboxItem.attempts + 1))
+    return [go[i] for i in item_ids if i in go]
+
+
+def finish_sends(session: Session, item_ids: list[int], worker_id: str,
+                 now: datetime) -> int:
+    """Record "sent" for a block of rows after their API calls, in one statement (a known
+    outcome replaces recovery's `uncertain`, as in `finish_send`). Returns the rows
+    written."""
+    if not item_ids:
+        return 0
+    ours = or_(OutboxItem.state == SENDING,
+               (OutboxItem.state == UNCERTAIN) & OutboxItem.error.in_(RECOVERY_ERRORS))
+    return session.execute(update(OutboxItem).where(
+        OutboxItem.id.in_(sorted(item_ids)), OutboxItem.claimed_by == worker_id, ours)
+        .values(state=SENT, error=None, claimed_by=None, sent_at=now)).rowcount
+
+
+def give_back_many(session: Session, item_ids: list[int], worker_id: str) -> None:
+    """`give_back` for each row of a block whose start was never confirmed."""
+    for item_id in sorted(item_ids):
+        give_back(session, item_id, worker_id)
+
+
+# Adaptive paid rate: a 429 multiplies the allowed share of the target rate by CUT_FACTOR
+# (not below MIN_SCALE); it then climbs back by CLIMB_PER_SECOND of the target each second.
+CUT_FACTOR, MIN_SCALE, CLIMB_PER_SECOND = 0.5, 0.05, 0.1
+
+
+def current_scale(scale: float, scaled_at: float, now: float) -> float:
+    """The allowed share of the target rate at `now`, climbing back after a cut."""
+    return min(1.0, scale + CLIMB_PER_SECOND * max(0.0, now - scaled_at))
+
+
+def pacer_scale(session: Session) -> tuple[float, float]:
+    """(scale, scaled_at) of the shared pacer: every worker's paid rate follows it."""
+    row = session.execute(select(OutboxPacer.scale, OutboxPacer.scaled_at)
+                          .where(OutboxPacer.name == PACER)).one_or_none()
+    return (1.0, 0.0) if row is None else (float(row[0]), float(row[1]))
+
+
+def throttle(session: Session, until: float, now: float) -> tuple[float, float]:
+    """A 429 during a paid broadcast: no worker sends before `until`, and the paid rate of
+    all workers is cut (from where it had climbed back to). Returns the new (scale,
+    scaled_at)."""
+    # Lock the pacer row first (SQLite: take the write lock), so two workers' 429s of one
+    # storm cannot both read the old scale and both cut it.
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(OutboxPacer).where(OutboxPacer.name == PACER)
+                        .values(name=OutboxPacer.name))
+    else:
+        session.execute(select(OutboxPacer.name).where(OutboxPacer.name == PACER)
+                        .with_for_update())
+    scale, scaled_at = pacer_scale(session)
+    if now < scaled_at:  # sent before the last cut's pause was known: one cut per storm
+        pause(session, until)
+        return scale, scaled_at
+    new = max(MIN_SCALE, current_scale(scale, scaled_at, now) * CUT_FACTOR)
+    stamp = max(until, now)  # it climbs again once the pause is over
+    session.execute(update(OutboxPacer).where(OutboxPacer.name == PACER)
+                    .values(scale=new, scaled_at=stamp))
+    pause(session, until)
+    return new, stamp
+
+
+@dataclass(frozen=True)
+class Achieved:
+    sent: int
+    seconds: float
+
+    @property
+    def rate(self) -> float | None:
+        """Messages per second between the first and the last send."""
+        return (self.sent - 1) / self.seconds if self.sent > 1 and self.seconds > 0 else None
+
+
+def achieved(session: Session, message_id: int) -> Achieved:
+    """How fast a message went out: the sent rows and the time from the first to the
+    last."""
+    count, first, last = session.execute(
+        select(func.count(), func.min(OutboxItem.sent_at), func.max(OutboxItem.sent_at))
+        .where(OutboxItem.message_id == message_id, OutboxItem.state == SENT)).one()
+    seconds = (last - first).total_seconds() if first is not None and last is not None else 0
+    return Achieved(count or 0, seconds)
 
 
 # ---------------------------------------------------------------------- reports

@@ -61,18 +61,21 @@ class Outcome:
 
 
 class Sender(Protocol):
-    async def send(self, chat_id: str, text: str, markup: dict | None = None) -> Outcome: ...
+    """`paid` is passed (as True) only for a paid broadcast's messages."""
+
+    async def send(self, chat_id: str, text: str, markup: dict | None = None,
+                   paid: bool = False) -> Outcome: ...
 
 
 @dataclass
 class WorkerConfig:
     rate: float = 30.0                 # messages per second, all workers together
-    # Slots are spaced 7% wider than 1/rate, so jitter on the way to Telegram does
+    # Slots are spaced 3% wider than 1/rate, so jitter on the way to Telegram does
     # not put more than `rate` sends into any one-second window at its end.
-    pacing_margin: float = 0.93
+    pacing_margin: float = 0.97
     per_chat_seconds: float = 1.0      # at most one message per chat per this
     max_attempts: int = 5              # transient errors, then failed
-    max_in_flight: int = 16
+    max_in_flight: int = 16            # API calls under way at once in one worker
     poll_seconds: float = 0.5          # idle wait when nothing is due
     heartbeat_seconds: float = 1.0
     report: Callable[[store.Progress], str] | None = None  # renders a delivery report
@@ -89,6 +92,22 @@ class WorkerConfig:
     # The fast path waits out a retry of a reply when it is due within this (a 429's
     # retry_after, the first backoffs); a longer one is left to the workers.
     fast_retry_seconds: float = 10.0
+    # Only rows of users on this channel are claimed (None: all); the console channel
+    # shows its users' rows itself (bot/console.py).
+    channel: str | None = "telegram"
+    # Paid broadcasts (allow_paid_broadcast): at most this rate, whatever a message asks.
+    paid_max_rate: float = 1000.0
+    paid_pacing_margin: float = 0.95  # 1 s windows at the receiver stay at or under the rate
+    # Slots are reserved, and attempts recorded, for about this long a block of sends at
+    # once (one pacer update and one transaction per block, not per message).
+    block_seconds: float = 0.05
+    # A claim takes about this long of sends of a paid broadcast (bulk_ahead_seconds'
+    # worth otherwise), at most max_claim rows.
+    paid_claim_seconds: float = 0.2
+    max_claim: int = 500
+    # Outcomes are recorded together, at the latest this long after their call.
+    record_seconds: float = 0.02
+    record_batch: int = 100
 
 
 class SharedPause:
@@ -167,6 +186,14 @@ class Worker:
         self.sent = 0
         self.claiming = claiming
         self.registered = asyncio.Event()  # set once the worker row exists (peers see us)
+        # Adaptive paid rate shared through the pacer row (store.throttle/pacer_scale).
+        self.scale, self.scaled_at = 1.0, 0.0
+        self.throttles = 0                 # 429s that cut the paid rate
+        self.claim_rate = self.config.rate  # what the last claim's rows were sent at
+        self.meta: dict[int, store.MessageMeta] = {}  # per message, loaded once
+        self.outcomes: list[tuple[int, Outcome]] = []  # sent, waiting to be recorded
+        self.record_wake = asyncio.Event()
+        self.recording = False
 
     @property
     def interval(self) -> float:
@@ -265,6 +292,8 @@ class Worker:
         """The main loop: each turn's errors are logged and backed off, never fatal unless
         a non-transient error keeps coming back."""
         beat = asyncio.create_task(self._heartbeat(stop))
+        self.recording = True
+        recorder = asyncio.create_task(self._recorder())
         failures = 0
         try:
             while not stop.is_set():
@@ -280,6 +309,11 @@ class Worker:
                 self.health.ok_at = time.time()
             await self._drain()
         finally:
+            # the recorder writes what it holds (within stop_grace_seconds), then ends
+            self.recording = False
+            self.record_wake.set()
+            with contextlib.suppress(Exception):
+                await recorder
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
@@ -305,10 +339,12 @@ class Worker:
         if not self.claiming:  # a fast-path-only worker: replies come through deliver()
             await self._sleep(stop, self.config.poll_seconds)
             return False
-        claimed = await self.db(store.claim, self.id, self._batch(), _now(), self.per_chat,
-                                timedelta(seconds=self.config.reply_grace_seconds))
+        claimed = await self.db(store.claim_rows, self.id, self._batch(), _now(),
+                                self.per_chat,
+                                timedelta(seconds=self.config.reply_grace_seconds),
+                                self.config.channel)
         if claimed:
-            await self._send_batch(claimed, stop)
+            await self._send_claimed(claimed, stop)
             return False
         await self._reports()  # cheap unless rows finished since the last look
         if until_idle and not self.in_flight and await self._idle():
@@ -319,6 +355,7 @@ class Worker:
     async def _drain(self) -> None:
         """Let the sends in flight finish, then queue the last reports (best effort)."""
         await asyncio.gather(*self.in_flight, return_exceptions=True)
+        await self._flush_outcomes()
         try:
             await self._reports()
         except Exception as exc:  # a later worker run queues them
@@ -339,11 +376,15 @@ class Worker:
                         extra={"requeued": requeued, "uncertain": uncertain})
 
     def _batch(self) -> int:
-        """About bulk_ahead_seconds of slots at a time."""
+        """About bulk_ahead_seconds of slots at a time (paid_claim_seconds' worth while a
+        paid broadcast is going out)."""
+        if self.claim_rate > self.config.rate:
+            return max(1, min(self.config.max_claim,
+                              int(self.claim_rate * self.config.paid_claim_seconds)))
         return max(1, int(self.config.rate * self.config.bulk_ahead_seconds))
 
     async def _idle(self) -> bool:
-        return await self.db(store.busy, _now(), IDLE_HORIZON) == 0
+        return await self.db(store.busy, _now(), IDLE_HORIZON, self.config.channel) == 0
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         """Beat, and recover dead workers' rows and rows whose outcome was lost."""
@@ -351,8 +392,7 @@ class Worker:
         while not stop.is_set():
             await self._sleep(stop, self.config.heartbeat_seconds)
             try:
-                _, uncertain = await self.db(store.beat_and_recover, self.id, _now(),
-                                             self.sending_timeout, tries=1)
+                _, uncertain = await self.db(self._beat, _now(), tries=1)
             except Exception as exc:  # keep beating; the next round retries
                 self._failed("heartbeat", exc, quiet=failing)
                 failing = True
@@ -361,41 +401,195 @@ class Worker:
             self.health.beat_at = time.time()
             self.finished_since_report |= bool(uncertain)
 
+    def _beat(self, session: Session, now: datetime) -> tuple[int, int]:
+        """Heartbeat and recovery (store.beat_and_recover), and the shared paid rate."""
+        result = store.beat_and_recover(session, self.id, now, self.sending_timeout)
+        self.scale, self.scaled_at = store.pacer_scale(session)
+        return result
+
     @staticmethod
     async def _sleep(stop: asyncio.Event, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
 
     # ------------------------------------------------------------------ sending
-    async def _send_batch(self, item_ids: list[int], stop: asyncio.Event) -> None:
-        """Start one task per claimed row at its slot; rows not started are left to
-        reconcile (or, on stop, to unregister)."""
+    # ------------------------------------------------------------------ batched sending
+    def paid_rate(self, meta: store.MessageMeta, now: float | None = None) -> float:
+        """The rate a paid message goes at now: its target (at most paid_max_rate), times
+        the shared adaptive scale, never below the free rate."""
+        target = min(meta.paid_rate or self.config.paid_max_rate, self.config.paid_max_rate)
+        now = time.time() if now is None else now
+        return max(self.config.rate,
+                   target * store.current_scale(self.scale, self.scaled_at, now))
+
+    def _interval_for(self, meta: store.MessageMeta | None) -> float:
+        if meta is None or not meta.paid:
+            return self.interval
+        return 1.0 / (self.paid_rate(meta) * self.config.paid_pacing_margin)
+
+    async def _metas(self, message_ids: set[int]) -> dict[int, store.MessageMeta]:
+        """Each message's text and mode, from the database once per message (replies,
+        which are one message per row and may hold personal data, are not kept)."""
+        missing = sorted(m for m in message_ids if m not in self.meta)
+        found = dict(await self.db(store.message_meta, missing)) if missing else {}
+        if len(self.meta) > 512:
+            self.meta.clear()
+        self.meta.update({m: meta for m, meta in found.items() if meta.kind != "reply"})
+        return {m: self.meta.get(m) or found.get(m) for m in message_ids}
+
+    def _blocks(self, claimed: list[store.Claimed],
+                metas: dict[int, store.MessageMeta | None]):
+        """The claimed rows in blocks of about block_seconds of sends, each block of one
+        mode (paid or not), in claim order (priority first)."""
+        blocks: list[tuple[store.MessageMeta | None, list[int]]] = []
+        for row in claimed:
+            meta = metas.get(row.message_id)
+            paid = bool(meta and meta.paid)
+            rate = self.paid_rate(meta) if paid else self.config.rate
+            size = max(1, int(rate * self.config.block_seconds))
+            if blocks and bool(blocks[-1][0] and blocks[-1][0].paid) == paid \
+                    and len(blocks[-1][1]) < size:
+                blocks[-1][1].append(row.item_id)
+            else:
+                blocks.append((meta, [row.item_id]))
+        return blocks
+
+    async def _send_claimed(self, claimed: list[store.Claimed], stop: asyncio.Event) -> None:
+        """Send claimed rows block by block: one slot reservation and one transaction
+        recording all of a block's attempts, then one task per row at its slot (at most
+        max_in_flight calls under way); rows not started are left to reconcile (or, on
+        stop, to unregister)."""
+        item_ids = [c.item_id for c in claimed]
         self.holding.update(item_ids)
         started = 0
         try:
-            interval = self.interval
-            first = await self.db(store.reserve_slots, len(item_ids), interval, time.time(),
-                                  self.config.bulk_ahead_seconds)
-            if first is None:  # replies use the budget now: give the rows back, wait
-                await self.db(store.release_many, item_ids, self.id)
-                self.holding.difference_update(item_ids)
-                started = len(item_ids)
-                await self._sleep(stop, self.config.bulk_ahead_seconds / 2)
-                return
+            metas = await self._metas({c.message_id for c in claimed})
+            rates = [self.paid_rate(m) for m in metas.values() if m is not None and m.paid]
+            self.claim_rate = max(rates) if rates else self.config.rate
             limit = asyncio.Semaphore(self.config.max_in_flight)
-            for index, item_id in enumerate(item_ids):
-                self.health.loop_at = time.time()  # a long batch is not a stuck loop
-                slot = max(first + index * interval, self.pause.until)
-                await self._sleep(stop, slot - LEAD_SECONDS - time.time())
-                if stop.is_set():
+            for meta, block in self._blocks(claimed, metas):
+                if not await self._send_block(meta, block, limit, stop):
                     break
-                await limit.acquire()
-                self._spawn(self._send_one(item_id, limit, slot))
-                started += 1
+                started += len(block)
         finally:
             if started < len(item_ids):
                 self.holding.difference_update(item_ids[started:])
                 self.reconcile_needed = True
+
+    async def _send_block(self, meta: store.MessageMeta | None, block: list[int],
+                          limit: asyncio.Semaphore, stop: asyncio.Event) -> bool:
+        """Reserve the block's slots, record its attempts, start its sends. False when the
+        rest of the claim is to be left (stop, or no slots for a while)."""
+        interval = self._interval_for(meta)
+        # Bulk takes slots only while the pacer is less than this far ahead, so a reply
+        # waits at most that long (paid blocks need room for two workers' blocks).
+        ahead = self.config.bulk_ahead_seconds
+        if meta is not None and meta.paid:
+            ahead = max(ahead, 3 * self.config.block_seconds)
+        waited = 0.0
+        while True:
+            self.health.loop_at = time.time()  # a long batch is not a stuck loop
+            first = await self.db(store.reserve_slots, len(block), interval, time.time(),
+                                  ahead)
+            if first is not None:
+                break
+            # Replies (or the other workers) use the budget now: wait a little, then give
+            # the rows back if it lasts.
+            if waited >= 1.0 or stop.is_set():
+                return False
+            pause = max(self.config.block_seconds / 2, 0.01)
+            await self._sleep(stop, pause)
+            waited += pause
+        await self._sleep(stop, first - LEAD_SECONDS - time.time())
+        if stop.is_set():
+            return False
+        try:  # one try: a retry would find the rows `sending` if the first committed
+            attempts = await self.db(store.start_sends, block, self.id, _now(), self.per_chat,
+                                     tries=1)
+        except Exception as exc:  # nothing was sent: give the rows back
+            self._failed("start_send", exc)
+            await self._persist("give_back", store.give_back_many, block, self.id)
+            self.holding.difference_update(block)
+            return True
+        going = {a.item_id for a in attempts}
+        self.holding.difference_update(i for i in block if i not in going)
+        if len(going) < len(block):
+            self.finished_since_report = True
+        for index, attempt in enumerate(attempts):
+            self._spawn(self._fire(attempt, meta, first + index * interval, interval, limit))
+        return True
+
+    async def _fire(self, attempt: store.Attempt, meta: store.MessageMeta | None,
+                    slot: float, interval: float, limit: asyncio.Semaphore) -> None:
+        """One recorded attempt: wait for its slot (a fresh one after a pause), call the
+        API (at most max_in_flight calls under way), hand the outcome to the recorder."""
+        acquired = queued = False
+        try:
+            if time.time() < self.pause.until:
+                while time.time() < self.pause.until:
+                    await asyncio.sleep(self.pause.until - time.time())
+                try:  # the slot passed during the pause: take a new one, not a burst
+                    slot = await self.db(store.reserve_slots, 1, self._interval_for(meta),
+                                         time.time())
+                except Exception as exc:  # nothing was sent
+                    self._failed("reserve_slots", exc)
+                    await self._persist("give_back", store.give_back, attempt.item_id,
+                                        self.id)
+                    self.holding.discard(attempt.item_id)
+                    queued = True  # given back, nothing to reconcile
+                    return
+            # This worker's calls are at least one interval apart, so late sends do not
+            # bunch up.
+            fire = max(slot, self.last_fire + interval, time.time())
+            self.last_fire = fire
+            await asyncio.sleep(max(0.0, fire - time.time()))
+            await limit.acquire()
+            acquired = True
+            paid = bool(meta and meta.paid)
+            text = meta.text if meta is not None else attempt.text
+            markup = meta.markup if meta is not None else attempt.markup
+            outcome = await self._call(store.Attempt(attempt.item_id, attempt.chat_id, text,
+                                                     markup), paid)
+            await self._record(attempt.item_id, outcome, later=True, paid=paid)
+            queued = True
+        finally:
+            if acquired:
+                limit.release()
+            if not queued:  # a bug or a cancel: reconcile decides the row's fate
+                self.holding.discard(attempt.item_id)
+                self.reconcile_needed = True
+
+    async def _recorder(self) -> None:
+        """Record the outcomes of batched sends, many in one transaction, every
+        record_seconds (sooner when record_batch are waiting)."""
+        while self.recording or self.outcomes:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.record_wake.wait(), self.config.record_seconds)
+            self.record_wake.clear()
+            try:
+                await self._flush_outcomes()
+            except Exception as exc:  # a bug: logged; the rows are reconciled
+                self._failed("record", exc)
+
+    async def _flush_outcomes(self) -> None:
+        if not self.outcomes:
+            return
+        batch, self.outcomes = self.outcomes, []
+        now = _now()
+        sent = [item_id for item_id, outcome in batch if outcome.kind == SENT]
+        writes = [self._outcome_write(item_id, outcome, now) for item_id, outcome in batch
+                  if outcome.kind != SENT]
+        try:
+            if await self._persist("record", self._record_all, sent, writes, now):
+                self.finished_since_report = True
+        finally:  # given up: reconcile makes what was `sending` uncertain
+            self.holding.difference_update(item_id for item_id, _ in batch)
+
+    def _record_all(self, session: Session, sent: list[int],
+                    writes: list[tuple[Callable[..., Any], tuple]], now: datetime) -> None:
+        store.finish_sends(session, sent, self.id, now)
+        for fn, args in writes:
+            fn(session, *args)
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
@@ -444,9 +638,13 @@ class Worker:
         await asyncio.sleep(max(0.0, fire - LEAD_SECONDS - time.time()))
         return fire
 
-    async def _call(self, attempt: store.Attempt) -> Outcome:
-        """The API call; a sender that raises may or may not have sent: uncertain."""
+    async def _call(self, attempt: store.Attempt, paid: bool = False) -> Outcome:
+        """The API call; a sender that raises may or may not have sent: uncertain. `paid`
+        is passed only when true (allow_paid_broadcast)."""
         try:
+            if paid:
+                return await self.sender.send(attempt.chat_id, attempt.text, attempt.markup,
+                                              paid=True)
             if attempt.markup is None:
                 return await self.sender.send(attempt.chat_id, attempt.text)
             return await self.sender.send(attempt.chat_id, attempt.text, attempt.markup)
@@ -454,15 +652,34 @@ class Worker:
             self._failed("send", exc)
             return Outcome(UNCERTAIN, f"sender error: {type(exc).__name__}")
 
-    async def _record(self, item_id: int, outcome: Outcome) -> None:
-        """Record what the API call did, retrying until the database takes it."""
+    async def _record(self, item_id: int, outcome: Outcome, later: bool = False,
+                      paid: bool = False) -> None:
+        """Record what the API call did, retrying until the database takes it; `later`:
+        hand it to the recorder, which writes many outcomes in one transaction. A 429
+        pauses every sender; during a paid broadcast it also cuts the paid rate of all
+        workers (store.throttle), which then climbs back."""
         if outcome.kind == SENT:
             self.sent += 1
         if outcome.kind == RETRY_AFTER:
-            until = time.time() + outcome.retry_after
+            now = time.time()
+            until = now + outcome.retry_after
             self.pause.until = max(self.pause.until, until)
             with contextlib.suppress(Exception):  # our own pause holds meanwhile
-                await self.db(store.pause, until)
+                if paid:
+                    scale, scaled_at = await self.db(store.throttle, until, now)
+                    if scaled_at >= until:  # this 429 cut the rate (one cut per storm)
+                        self.throttles += 1
+                        log.warning("paid broadcast slowed down after a 429",
+                                    extra={"scale": round(scale, 3),
+                                           "retry_after": outcome.retry_after})
+                    self.scale, self.scaled_at = scale, scaled_at
+                else:
+                    await self.db(store.pause, until)
+        if later:
+            self.outcomes.append((item_id, outcome))
+            if len(self.outcomes) >= self.config.record_batch:
+                self.record_wake.set()
+            return
         fn, args = self._outcome_write(item_id, outcome, _now())
         if await self._persist("record", fn, *args):
             self.finished_since_report = True

@@ -45,6 +45,7 @@ import psycopg  # noqa: E402
 from sqlalchemy import insert, select  # noqa: E402
 
 from actions.responses import Responses  # noqa: E402
+from db import crypto  # noqa: E402
 from db.demo import DemoKpm, load_demo  # noqa: E402
 from db.engine import make_engine, make_sessionmaker  # noqa: E402
 from db.kpm_import import today_wib  # noqa: E402
@@ -463,7 +464,8 @@ def prepare(url: str, today: date, broadcast_chats: int = 0) -> list[int]:
     with make_sessionmaker(engine).begin() as session:
         load_demo(session, today)
         session.execute(insert(Kpm), [
-            {"nik": p.nik(today), "nama": p.nama, "tanggal_lahir": p.born(today),
+            {"nik_hash": crypto.blind(p.nik(today)), "nik": p.nik(today), "nama": p.nama,
+             "tanggal_lahir": p.born(today),
              "jenis_kelamin": "L", "kode_wilayah": p.kode_wilayah, "status_pkh": "graduasi",
              "tanggal_graduasi": p.graduated(today), "updated_at": utcnow()} for p in people])
         ids: list[int] = []
@@ -649,6 +651,8 @@ def summary(name: str, r: dict) -> str:
 
 
 def main() -> None:
+    # The processes started here share one data key (a throw-away one unless configured).
+    os.environ.setdefault("PROKUS_DATA_KEY", crypto.generate_key())
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=20.0, help="offered turns per second")
     parser.add_argument("--seconds", type=float, default=60.0, help="steady and broadcast runs")

@@ -51,6 +51,7 @@ import httpx  # noqa: E402
 import psycopg  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from db import crypto  # noqa: E402
 from db import operators as accounts  # noqa: E402
 from db.engine import make_engine, make_sessionmaker  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
@@ -102,7 +103,14 @@ def load(url: str, rows: int, seed: int) -> dict[str, list[str]]:
     weights = list(STATUS_WEIGHTS.values())
     now = datetime.now(UTC)
     used: set[str] = set()
-    registrations, kpm, audits = io.StringIO(), io.StringIO(), io.StringIO()
+    ring = crypto.keyring()
+
+    def seal(column: str, value: object) -> bytes:  # as db.crypto's column types do
+        return ring.seal(str(value).encode(), column.encode())
+
+    registrations: list[tuple] = []
+    kpm: list[tuple] = []
+    audits = io.StringIO()
     by_region: dict[str, list[str]] = {}
     created = sorted(now - timedelta(seconds=rng.uniform(0, 90 * 86400)) for _ in range(rows))
     for i, at in enumerate(created, start=1):
@@ -122,15 +130,19 @@ def load(url: str, rows: int, seed: int) -> dict[str, list[str]]:
         sector = rng.choice(SECTORS)
         updated = at + timedelta(hours=rng.uniform(1, 72)) if status != "diajukan" else at
         reason = "Usaha belum berjalan saat survei" if status == "ditolak" else "\\N"
-        registrations.write("\t".join([
-            number, nik, name, born.isoformat(), f"+62812{rng.randint(10**7, 10**8 - 1)}",
-            f"Kab. Contoh {region[2:4]}", f"Kecamatan {region[4:6]}", "Desa Contoh", sector,
-            "Jualan gorengan dan es teh di depan sekolah dasar", str(rng.randint(6, 120)),
-            status, reason, region, at.isoformat(), updated.isoformat()]) + "\n")
-        kpm.write("\t".join([nik, name, born.isoformat(), "P" if female else "L",
-                             f"{region}{rng.randint(2001, 2020):04d}",
-                             "graduasi" if rng.random() < 0.85 else "aktif",
-                             "\\N", "\\N", at.isoformat()]) + "\n")
+        registrations.append((
+            number, ring.blind(nik), seal("registrations.nik", nik),
+            seal("registrations.nama", name), seal("registrations.tanggal_lahir", born),
+            seal("registrations.no_hp", f"+62812{rng.randint(10**7, 10**8 - 1)}"),
+            seal("registrations.kabupaten", f"Kab. Contoh {region[2:4]}"),
+            seal("registrations.kecamatan", f"Kecamatan {region[4:6]}"),
+            seal("registrations.desa", "Desa Contoh"), sector,
+            "Jualan gorengan dan es teh di depan sekolah dasar", rng.randint(6, 120),
+            status, None if reason == "\\N" else reason, region, at, updated))
+        kpm.append((ring.blind(nik), seal("kpm.nik", nik), seal("kpm.nama", name),
+                    seal("kpm.tanggal_lahir", born), "P" if female else "L",
+                    f"{region}{rng.randint(2001, 2020):04d}",
+                    "graduasi" if rng.random() < 0.85 else "aktif", None, None, at))
         if status != "diajukan":
             detail = json.dumps({"from": "diajukan" if status != "diterima" else "diverifikasi",
                                  "reason": None if reason == "\\N" else reason,
@@ -139,15 +151,19 @@ def load(url: str, rows: int, seed: int) -> dict[str, list[str]]:
                                     "registration_status", number, status, detail]) + "\n")
         by_region.setdefault(region, []).append(number)
     with psycopg.connect(libpq(url)) as conn, conn.cursor() as cur:
-        for table, columns, data in (
-                ("registrations", "number, nik, nama, tanggal_lahir, no_hp, kabupaten, "
-                 "kecamatan, desa, bidang_usaha, deskripsi_usaha, lama_usaha_bulan, status, "
-                 "alasan, kode_wilayah, created_at, updated_at", registrations),
-                ("kpm", "nik, nama, tanggal_lahir, jenis_kelamin, kode_wilayah, status_pkh, "
-                 "tanggal_graduasi, no_hp, updated_at", kpm),
-                ("audit_log", "at, actor, action, subject, outcome, detail", audits)):
+        for table, columns, rows in (
+                ("registrations", "number, nik_hash, nik, nama, tanggal_lahir, no_hp, "
+                 "kabupaten, kecamatan, desa, bidang_usaha, deskripsi_usaha, "
+                 "lama_usaha_bulan, status, alasan, kode_wilayah, created_at, updated_at",
+                 registrations),
+                ("kpm", "nik_hash, nik, nama, tanggal_lahir, jenis_kelamin, kode_wilayah, "
+                 "status_pkh, tanggal_graduasi, no_hp, updated_at", kpm)):
             with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                copy.write(data.getvalue())
+                for row in rows:
+                    copy.write_row(row)
+        with cur.copy("COPY audit_log (at, actor, action, subject, outcome, detail) "
+                      "FROM STDIN") as copy:
+            copy.write(audits.getvalue())
         cur.execute("INSERT INTO registration_counters (year, last) SELECT "
                     "substr(number, 5, 4)::int, max(substr(number, 10)::int) "
                     "FROM registrations GROUP BY 1")
@@ -356,6 +372,8 @@ def measure(base: str, people: list[dict], by_region: dict[str, list[str]],
 
 
 def main() -> int:
+    # `prokus serve` on PostgreSQL needs a data key: a throw-away one unless configured.
+    os.environ.setdefault("PROKUS_DATA_KEY", crypto.generate_key())
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=20)

@@ -6,8 +6,10 @@ fresh SQLite database (migrated with Alembic, demo KPM loaded) per conversation.
 then checked from the database and the replies, never from "no error":
 
 - register:    one registration row for the KPM's NIK with the expected bidang_usaha and
-               lama_usaha_bulan (and the confirmation text with its PRK number);
-- eligibility: the result text (pass, or fail naming the expected criterion);
+               lama_usaha_bulan (and the confirmation text with its PRK number), and
+               kontak_berbeda as the goal says (default false);
+- eligibility: the result text (pass, or fail naming the expected criterion), or for
+               `result: unconfirmed` the "could not confirm" text and no result at all;
 - faq:         the expected FAQ answer in the replies to the marked (default: last) turn;
 - refusal:     the out-of-scope / fallback text (or the named texts) and nothing stored;
 - status:      the status answer (named texts) for the marked turn.
@@ -19,6 +21,11 @@ Usage: .venv/bin/python scripts/run_conversations.py [--suite DIR] [--only ID] [
 --suite DIR runs another folder of conversations (e.g. tests/conversations_fresh, the
 held-out suite); --check only loads the suite and resolves every placeholder, goal and
 button label, without the model or a database.
+
+A step is a message (with {person.nik} / {person.name} / ... placeholders), a button press
+`{press: Label}`, or a shared own Telegram contact (the "Bagikan nomor HP saya" button):
+`{contact: budi}` shares a phone equal to that demo KPM's registry phone, `{contact:
+"+6285700001111"}` that number.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import select  # noqa: E402
 
 from actions.responses import Responses  # noqa: E402
-from actions.types import Turn  # noqa: E402
+from actions.types import Contact, Turn  # noqa: E402
 from bot.app import build_assistant, make_nlu_client  # noqa: E402
 from bot.cli import nlu_url  # noqa: E402
 from bot.settings import Settings  # noqa: E402
@@ -62,8 +69,23 @@ def people() -> dict[str, dict[str, str]]:
     for nik, name, _record in demo_rows():
         key = name.split()[1].lower()  # "Contoh Budi Santoso" -> budi
         out[key] = {"nik": nik, "name": name, "lower": name.lower(),
-                    "nik_spaced": f"{nik[:4]} {nik[4:8]} {nik[8:12]} {nik[12:]}"}
+                    "nik_spaced": f"{nik[:4]} {nik[4:8]} {nik[8:12]} {nik[12:]}",
+                    "phone": _record.no_hp or ""}
     return out
+
+
+def contact_phone(value: str, who: dict[str, dict[str, str]]) -> str:
+    """The number of a `{contact: ...}` step: a demo KPM's registry phone, or the number
+    given (KeyError for a person without a phone)."""
+    value = str(value).strip()
+    if value.lower() in who:
+        phone = who[value.lower()]["phone"]
+        if not phone:
+            raise KeyError(f"{value} has no registry phone")
+        return phone
+    if not re.fullmatch(r"\+?\d{9,15}", value):
+        raise KeyError(f"{value!r} is neither a person nor a phone number")
+    return value
 
 
 def fill(text: str, who: dict[str, dict[str, str]]) -> str:
@@ -120,6 +142,10 @@ def drive(assistant, user: str, steps: list, who) -> list[dict]:
                 last = []
                 continue
             turn, shown = Turn("telegram", user, payload=match.payload), f"[{match.label}]"
+        elif isinstance(step, dict) and "contact" in step:
+            phone = contact_phone(step["contact"], who)
+            turn = Turn("telegram", user, contact=Contact(phone, user_id=user))
+            shown = f"[contact {phone}]"
         else:
             shown = fill(str(step), who)
             turn = Turn("telegram", user, text=shown)
@@ -150,10 +176,18 @@ def check(conv: dict, transcript: list[dict], session_factory, who) -> tuple[boo
             return False, f"lama_usaha_bulan {reg.lama_usaha_bulan}, expected {goal['months']}"
         if reg.number not in all_text:
             return False, "registration number not shown"
-        return True, f"{reg.number} {reg.bidang_usaha} {reg.lama_usaha_bulan} bulan"
+        flagged = bool(goal.get("kontak_berbeda", False))
+        if reg.kontak_berbeda != flagged:
+            return False, f"kontak_berbeda {reg.kontak_berbeda}, expected {flagged}"
+        return True, (f"{reg.number} {reg.bidang_usaha} {reg.lama_usaha_bulan} bulan"
+                      + (" kontak berbeda" if flagged else ""))
     if regs and kind != "status":
         return False, f"unexpected registration stored ({regs[0].number})"
     if kind == "eligibility":
+        if goal["result"] == "unconfirmed":  # not confirmed by contact: no result at all
+            ok = contains_any(all_text, ["eligibility_unconfirmed"]) and not contains_any(
+                all_text, ["eligibility_result_title", "eligibility_pass", "eligibility_fail"])
+            return ok, "nothing revealed" if ok else "a result shown, or no unconfirmed text"
         if goal["result"] == "pass":
             ok = contains_any(all_text, ["eligibility_pass"])
             return ok, "pass shown" if ok else "no pass result"
@@ -196,10 +230,17 @@ def check_suite(convs: list[dict], who: dict[str, dict[str, str]]) -> int:
             problems.append(f"{cid}: no steps")
             continue
         for n, step in enumerate(steps):
+            if isinstance(step, dict) and set(step) == {"contact"}:
+                try:
+                    contact_phone(step["contact"], who)
+                except KeyError as exc:
+                    problems.append(f"{cid} step {n}: contact {exc}")
+                continue
             if isinstance(step, dict):
                 label = str(step.get("press", "")).lower()
                 if set(step) != {"press"} or not label:
-                    problems.append(f"{cid} step {n}: a mapping must be {{press: Label}}")
+                    problems.append(f"{cid} step {n}: a mapping must be {{press: Label}} "
+                                    "or {contact: person-or-number}")
                 elif not any(label == x or label in x for x in labels):
                     problems.append(f"{cid} step {n}: no button text like {step['press']!r}")
                 continue
@@ -229,7 +270,7 @@ def check_suite(convs: list[dict], who: dict[str, dict[str, str]]) -> int:
             if not isinstance(goal.get("months"), int):
                 problems.append(f"{cid}: months {goal.get('months')!r} is not a number")
         elif kind == "eligibility":
-            if goal.get("result") not in ("pass", "fail"):
+            if goal.get("result") not in ("pass", "fail", "unconfirmed"):
                 problems.append(f"{cid}: result {goal.get('result')!r}")
             crit = goal.get("criterion")
             if crit and f"criterion/{crit}/fail" not in RESPONSES:

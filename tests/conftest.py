@@ -19,9 +19,33 @@ from actions.dialogue import Dialogue
 from actions.responses import Responses
 from bot.app import Assistant
 from bot.settings import Settings
+from db import crypto
+from db.crypto import generate_key
 from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
 from nlu.client import NLUUnavailable, Parse
+
+# Personal data is sealed with a data key (db.crypto). Without one configured, the test
+# session makes a throw-away key (and says so in the header): subprocesses inherit it.
+if not os.environ.get("PROKUS_DATA_KEY") and not os.environ.get("PROKUS_DATA_KEY_FILE"):
+    os.environ["PROKUS_DATA_KEY"] = generate_key()
+    _DATA_KEY_NOTE = "data key: none configured, a throw-away key was made for this session"
+else:
+    _DATA_KEY_NOTE = "data key: the configured PROKUS_DATA_KEY / PROKUS_DATA_KEY_FILE"
+
+
+def pytest_report_header(config) -> str:
+    return _DATA_KEY_NOTE
+
+
+@pytest.fixture(autouse=True)
+def _data_key_from_environment():
+    """Each test starts (and leaves) with the keyring of the environment: a CLI run in the
+    test with another PROKUS_DATA_KEY must not leak into the next test."""
+    crypto.use(None)
+    yield
+    crypto.use(None)
+
 
 PG_ADMIN_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

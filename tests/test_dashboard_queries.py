@@ -39,7 +39,7 @@ def registration(at: datetime, region: str = "320105", status: str = "diajukan",
         tanggal_lahir=date(1990, 3, 12), no_hp="081234567890", kabupaten="Bogor",
         kecamatan="Cibinong", desa="Pakansari", bidang_usaha=field,
         deskripsi_usaha="Jualan gorengan di depan sekolah", lama_usaha_bulan=24,
-        status=status, created_at=at, updated_at=at)
+        status=status, kode_wilayah=region, created_at=at, updated_at=at)
 
 
 def add(sessions, *rows) -> None:

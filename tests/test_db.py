@@ -106,7 +106,7 @@ def test_demo_every_day_of_a_year_keeps_budi_eligible():
 def test_demo_data_uses_the_given_day(engine):
     with make_sessionmaker(engine).begin() as session:
         load_demo(session, today=date(2031, 5, 1))
-        budi = session.get(Kpm, demo_rows(date(2031, 5, 1))[0][0])
+        budi = repo.find_kpm(session, demo_rows(date(2031, 5, 1))[0][0])
         assert budi is not None and budi.tanggal_lahir == date(1995, 3, 12)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from db import repo
 from db.engine import make_sessionmaker
 from db.kpm_import import HEADER, RowError, import_csv, validate, write_demo
 from db.models import Kpm
@@ -80,17 +81,17 @@ def test_import_upserts_and_a_second_import_changes_nothing(engine):
     assert (first.rows, first.inserted, first.rejected) == (3, 2, 1)
     assert "3,nik: nik_length" in rejects and "123" not in rejects.split("\n", 1)[1].split(",")[2:]
     with make_sessionmaker(engine)() as session:
-        stamp = session.get(Kpm, "3201051203900001").updated_at
+        stamp = repo.find_kpm(session, "3201051203900001").updated_at
     second, _ = run_import(engine, text)
     assert (second.inserted, second.updated, second.unchanged) == (0, 0, 2)
     with make_sessionmaker(engine)() as session:
-        assert session.get(Kpm, "3201051203900001").updated_at == stamp
+        assert repo.find_kpm(session, "3201051203900001").updated_at == stamp
     changed = other[:]
     changed[5], changed[6] = "graduasi", "2025-01-31"
     third, _ = run_import(engine, csv_text(GOOD, changed))
     assert (third.updated, third.unchanged) == (1, 1)
     with make_sessionmaker(engine)() as session:
-        siti = session.get(Kpm, "3201055508920002")
+        siti = repo.find_kpm(session, "3201055508920002")
         assert siti.status_pkh == "graduasi" and siti.tanggal_graduasi == date(2025, 1, 31)
 
 
@@ -100,7 +101,7 @@ def test_duplicate_nik_in_one_file_keeps_the_last_row(engine):
     result, _ = run_import(engine, csv_text(GOOD, later))
     assert result.duplicates_in_file == 1 and result.inserted == 1
     with make_sessionmaker(engine)() as session:
-        assert session.get(Kpm, GOOD[0]).nama == "Budi Santoso Baru"
+        assert repo.find_kpm(session, GOOD[0]).nama == "Budi Santoso Baru"
 
 
 def test_wrong_header_is_a_clear_error(engine):

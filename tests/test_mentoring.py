@@ -67,7 +67,7 @@ def register(sessions, telegram_id: str, nik: str, name: str, status="diterima",
             tanggal_lahir=date(1990, 1, 1), no_hp="+6281234567890", kabupaten="Kota Makassar",
             kecamatan="Panakkukang", desa="Pandang", bidang_usaha="kuliner",
             deskripsi_usaha="Warung makan", lama_usaha_bulan=12, status=status,
-            created_at=utcnow(), updated_at=utcnow()))
+            kode_wilayah=nik[:6], created_at=utcnow(), updated_at=utcnow()))
 
 
 @pytest.fixture
@@ -316,7 +316,7 @@ def test_broadcast_targets_are_checked(team, prokus, target, message):
                              ok=False).output
 
 
-def test_broadcast_by_region_uses_the_registry(team, prokus):
+def test_broadcast_by_region_uses_the_registrations_region_code(team, prokus):
     out = prokus("broadcast", "send", "--to", "region:3201", "--text", "Info wilayah",
                  "--yes", "--no-wait").output
     assert "registrants in region 3201: 2 recipient(s)" in out

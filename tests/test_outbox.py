@@ -185,17 +185,23 @@ def test_rows_of_a_dead_worker_are_recovered_never_resent(sessions, fake):
         assert session.scalars(select(OutboxWorker)).all() == []
 
 
-def test_console_users_are_failed_with_a_reason(sessions, fake):
+def test_console_users_rows_are_left_to_the_console(sessions, fake):
+    """A Telegram worker claims only Telegram users' rows (issue 18: it used to mark
+    console users' rows failed); the console shows them at the user's next turn, and
+    --until-idle does not wait for them."""
     with sessions.begin() as session:
         user = User(channel="console", external_id="1")
         session.add(user)
         session.flush()
         uid = user.id
-    queue(sessions, [uid])
-    run_worker(sessions, fake)
+    [telegram] = make_users(sessions, 1)
+    fake.add_chats([FIRST_CHAT])
+    queue(sessions, [uid, telegram])
+    run_worker(sessions, fake, timeout=20)
     with sessions() as session:
-        item = session.scalars(select(OutboxItem)).one()
-    assert item.state == "failed" and "console" in item.error
+        items = {i.user_id: i for i in session.scalars(select(OutboxItem))}
+    assert (items[uid].state, items[uid].error, items[uid].attempts) == ("pending", None, 0)
+    assert items[telegram].state == "sent"
 
 
 def test_sigkill_mid_broadcast_then_restart_sends_everyone_once(db_url, engine, fake):

@@ -163,7 +163,7 @@ def test_an_outcome_is_recorded_however_long_the_database_takes(sessions, monkey
     outcome was dropped, the row stayed `sending` and --until-idle never ended."""
     users = make_users(sessions, 2)
     queue(sessions, users)
-    calls = fail_first(monkeypatch, "finish_send", 8)
+    calls = fail_first(monkeypatch, "finish_sends", 8)  # batched outcomes
     sender = FakeSender()
     run(sessions, sender)
     assert len(calls) >= 10
@@ -177,7 +177,7 @@ def test_a_lost_answer_to_start_send_gives_the_row_back(sessions, monkeypatch):
     was released, this one stayed `sending` and --until-idle never ended."""
     [user] = make_users(sessions, 1)
     queue(sessions, [user])
-    real, lost = store.start_send, []
+    real, lost = store.start_sends, []  # a block of attempts (here: one row)
 
     def answer_lost(session, *args):
         result = real(session, *args)
@@ -187,7 +187,7 @@ def test_a_lost_answer_to_start_send_gives_the_row_back(sessions, monkeypatch):
             raise db_down()
         return result
 
-    monkeypatch.setattr(store, "start_send", answer_lost)
+    monkeypatch.setattr(store, "start_sends", answer_lost)
     sender = FakeSender()
     run(sessions, sender)
     assert sender.calls == [(str(FIRST_CHAT), "Halo peserta Prokus")]
@@ -203,7 +203,7 @@ def test_an_error_that_will_not_pass_is_not_retried_and_the_row_is_uncertain(
     DBAPIError was retried, then the row stayed `sending` and the run never ended."""
     [user] = make_users(sessions, 1)
     queue(sessions, [user])
-    calls = fail_first(monkeypatch, "finish_send", 100, lambda: IntegrityError(
+    calls = fail_first(monkeypatch, "finish_sends", 100, lambda: IntegrityError(
         "UPDATE outbox", {}, Exception("duplicate key")))
     sender = FakeSender()
     run(sessions, sender)

@@ -25,6 +25,8 @@ def run_migrations_online() -> None:
         config.get_section(config.config_ini_section, {}),
         prefix="sqlalchemy.",
         poolclass=pool.NullPool,
+        # Migration 0014 seals personal data: a failing statement must not print it.
+        hide_parameters=True,
     )
     with connectable.connect() as connection:
         context.configure(

@@ -37,7 +37,8 @@ from web.deps import (
 ROLES = ("coordinator", "supervisor")
 RECENT = 20
 STATUS_LABELS = {rules.SUBMITTED: "Diajukan", rules.VERIFIED: "Diverifikasi",
-                 rules.ACCEPTED: "Diterima", rules.REJECTED: "Ditolak"}
+                 rules.ACCEPTED: "Diterima", rules.REJECTED: "Ditolak",
+                 rules.WITHDRAWN: "Ditarik pemohon"}
 ERRORS = {  # BroadcastError / MentoringError code -> what the composer says
     "text_empty": "Tulis isi pesan terlebih dahulu; pesan kosong tidak bisa dikirim.",
     "text_long": f"Pesan terlalu panjang: maksimal {broadcasts.TEXT_MAX:,} karakter "
@@ -52,10 +53,15 @@ ERRORS = {  # BroadcastError / MentoringError code -> what the composer says
     "nobody": "Tidak ada penerima yang bisa dihubungi untuk pilihan ini.",
     "changed": "Isi atau penerima berubah setelah pratinjau. Periksa pratinjau lagi lalu "
                "konfirmasi.",
+    "paid_rate": "Kecepatan siaran berbayar: lebih dari 30 dan paling banyak 1.000 pesan "
+                 "per detik.",
+    "paid_consent": "Centang persetujuan biaya Telegram Stars untuk mengirim siaran "
+                    "berbayar.",
 }
 FIELD_OF = {"text_empty": "text", "text_long": "text", "target": "audience",
             "target_mentees": "mentor_id", "target_registrants": "status",
-            "target_region": "region", "no_mentor": "mentor_id", "nobody": "audience"}
+            "target_region": "region", "no_mentor": "mentor_id", "nobody": "audience",
+            "paid_rate": "rate"}
 # Outcome (state) -> how the report names it; errors are shown as the worker wrote them.
 OUTCOME_LABELS = {
     store.BLOCKED: "Memblokir bot atau akun tidak aktif",
@@ -75,10 +81,23 @@ def _target_of(data) -> str:
     return f"{audience}:{str(value).strip()}" if audience else ""
 
 
-def _digest(request: Request, target: str, text: str) -> str:
-    """Binds a confirmation to the previewed target and text (and this session)."""
+def _digest(request: Request, target: str, text: str, paid_rate: float | None = None) -> str:
+    """Binds a confirmation to the previewed target, text and mode (and this session)."""
     key = csrf_token(request).encode("utf-8")
-    return hmac.new(key, f"{target}\0{text}".encode(), hashlib.sha256).hexdigest()
+    mode = f"\0paid:{paid_rate:g}" if paid_rate is not None else ""
+    return hmac.new(key, f"{target}\0{text}{mode}".encode(), hashlib.sha256).hexdigest()
+
+
+def _paid_rate(values: dict[str, str]) -> float | None:
+    """The composer's paid mode: None (free), or its rate; BroadcastError for a bad rate."""
+    if values.get("paid") not in ("1", "on", "true"):
+        return None
+    raw = (values.get("rate") or "").strip().replace(".", "").replace(",", ".")
+    try:
+        rate = float(raw) if raw else broadcasts.PAID_RATE_MAX
+    except ValueError:
+        raise broadcasts.BroadcastError("rate", "paid_rate") from None
+    return broadcasts.check_paid_rate(rate)
 
 
 def _mentor_names(session, ids: set[int]) -> dict[int, str]:
@@ -147,7 +166,7 @@ def _composer(request: Request, *, values: dict[str, str] | None = None,
 
 def _values(data) -> dict[str, str]:
     return {key: str(data.get(key, "")) for key in ("audience", "mentor_id", "status", "region",
-                                                     "text")}
+                                                     "text", "paid", "rate")}
 
 
 def _error_page(request: Request, values: dict[str, str], code: str) -> Response:
@@ -169,16 +188,23 @@ def preview(request: Request) -> Response:
     session = db(request)
     try:
         text = broadcasts.clean_text(values["text"])
+        paid_rate = _paid_rate(values)
         found = broadcasts.recipients(session, _target_of(values))
     except (broadcasts.BroadcastError, mentoring.MentoringError) as exc:
         return _error_page(request, values, exc.code)
     audience = found.audience
     names = {audience.mentor.id: audience.mentor.nama} if audience.mentor else {}
+    estimate = (broadcasts.PaidEstimate(len(found.reachable), paid_rate)
+                if paid_rate is not None else None)
     return render(request, "broadcasts_preview.html", {
         "found": found, "text": text, "target": audience.target,
         "label": target_label(audience.target, names), "values": values,
-        "digest": _digest(request, audience.target, text),
+        "digest": _digest(request, audience.target, text, paid_rate),
         "workers": store.live_workers(session, now(request)),
+        "paid_rate": paid_rate, "estimate": estimate,
+        "duration": broadcasts.duration_text(
+            estimate.seconds if estimate else len(found.reachable) / broadcasts.FREE_RATE),
+        "free_duration": broadcasts.duration_text(len(found.reachable) / broadcasts.FREE_RATE),
     })
 
 
@@ -189,8 +215,15 @@ def confirm(request: Request) -> Response:
     target = str(data.get("target", ""))
     text = str(data.get("text", "")).replace("\r\n", "\n").strip()  # as the preview had it
     values = _values(data)
-    if not hmac.compare_digest(str(data.get("digest", "")), _digest(request, target, text)):
+    try:
+        paid_rate = _paid_rate(values)
+    except broadcasts.BroadcastError as exc:
+        return _error_page(request, values, exc.code)
+    if not hmac.compare_digest(str(data.get("digest", "")),
+                               _digest(request, target, text, paid_rate)):
         return _error_page(request, values, "changed")
+    if paid_rate is not None and str(data.get("paid_consent", "")) not in ("1", "on"):
+        return _error_page(request, values, "paid_consent")
     session = db(request)
     operator = current_operator(request)
     twin = broadcasts.recent_duplicate(session, target, text, operator.actor)
@@ -199,13 +232,18 @@ def confirm(request: Request) -> Response:
                        "dua kali).", "info")
         return redirect(f"/broadcasts/{twin.id}")
     try:
-        message, found = broadcasts.queue(session, target, text, operator.actor)
+        message, found = broadcasts.queue(session, target, text, operator.actor,
+                                          paid=paid_rate is not None, rate=paid_rate)
     except (broadcasts.BroadcastError, mentoring.MentoringError) as exc:
         session.rollback()
         return _error_page(request, values, exc.code)
+    detail = {"to": found.audience.target, "recipients": len(found.reachable),
+              "skipped": found.skipped, "without_chat": found.audience.without_chat}
+    if paid_rate is not None:
+        detail |= {"paid": True, "rate": paid_rate, "stars_estimate": broadcasts.PaidEstimate(
+            len(found.reachable), paid_rate).stars}
     audit(request, session, "broadcast_queued", "ok", subject=f"message:{message.id}",
-          detail={"to": found.audience.target, "recipients": len(found.reachable),
-                  "skipped": found.skipped, "without_chat": found.audience.without_chat})
+          detail=detail)
     session.commit()
     flash(request, f"Siaran #{message.id} masuk antrean untuk {len(found.reachable)} penerima.")
     return redirect(f"/broadcasts/{message.id}")
@@ -225,8 +263,10 @@ def _progress_context(request: Request, message: OutboxMessage) -> dict[str, obj
     # a blocked row's error only repeats its label; other errors are the worker's words
     outcomes = [(OUTCOME_LABELS.get(state, state), None if state == store.BLOCKED else error,
                  count) for state, error, count in store.outcomes(session, message.id)]
+    achieved = store.achieved(session, message.id)
     return {"message": message, "counts": counts, "outcomes": outcomes,
-            "workers": store.live_workers(session, now(request))}
+            "workers": store.live_workers(session, now(request)),
+            "rate_achieved": None if achieved.rate is None else round(achieved.rate, 1)}
 
 
 @require_role(*ROLES)

@@ -32,7 +32,7 @@ MAX_PROVINCES = 12
 DELIVERY_COLORS = {"sent": "#16a34a", "pending": "#64748b", "failed": "#dc2626",
                    "uncertain": "#d97706", "cancelled": "#94a3b8"}
 STATUS_COLORS = {"diajukan": "#2563eb", "diverifikasi": "#7c3aed", "diterima": "#16a34a",
-                 "ditolak": "#dc2626"}
+                 "ditolak": "#dc2626", "ditarik": "#6b7280"}
 _cache_lock = threading.Lock()
 
 

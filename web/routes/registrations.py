@@ -32,6 +32,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from actions.responses import shared
+from db import region_matching
 from db import registration_queue as queue
 from db import registrations as repo
 from db.models import Kpm, Registration
@@ -56,7 +57,8 @@ from web.deps import (
 ACTORS = ("verifier", "supervisor")       # who may change a status
 BULK_MAX = 200                            # registrations in one bulk action
 STATUS_LABELS = {rules.SUBMITTED: "Diajukan", rules.VERIFIED: "Diverifikasi",
-                 rules.ACCEPTED: "Diterima", rules.REJECTED: "Ditolak"}
+                 rules.ACCEPTED: "Diterima", rules.REJECTED: "Ditolak",
+                 rules.WITHDRAWN: "Ditarik pemohon"}
 ACTION_LABELS = {rules.VERIFIED: "Verifikasi", rules.ACCEPTED: "Terima",
                  rules.REJECTED: "Tolak"}
 QUERY_KEYS = ("status", "wilayah", "bidang", "dari", "sampai", "q", "urut")
@@ -196,6 +198,13 @@ class Check:
     ok: bool | None   # None: nothing to compare
 
 
+# Issue 16 item 5: the applicant's own Telegram contact did not match the registry's phone
+# for the NIK (or was not shared), so the chat showed nothing from the registry.
+CONTACT_WARNING = ("Kontak Telegram tidak cocok dengan data PKH / tidak dibagikan: pastikan "
+                   "identitas pemohon (misalnya lewat pendamping PKH atau nomor HP di data "
+                   "PKH) sebelum memverifikasi.")
+
+
 def _nik_birth(nik: nik_rules.Nik, near: date) -> date | None:
     """The NIK's birth date with the century closest to `near`."""
     dates = nik.birth_dates()
@@ -207,6 +216,8 @@ def compare(registration: Registration, kpm: Kpm | None, today: date) -> dict[st
     t = texts()
     checks: list[Check] = []
     warnings: list[str] = []
+    if registration.kontak_berbeda:
+        warnings.append(CONTACT_WARNING)
     try:
         nik = nik_rules.parse(registration.nik)
     except nik_rules.NikError:
@@ -240,12 +251,22 @@ def compare(registration: Registration, kpm: Kpm | None, today: date) -> dict[st
         checks.append(Check("Jenis kelamin menurut NIK", "Perempuan" if nik.female
                             else "Laki-laki", _sex(kpm.jenis_kelamin) if kpm else "–",
                             sex == kpm.jenis_kelamin.upper() if kpm else None))
-    region = registration.kode_wilayah or registration.nik[:6]
+    # The NIK's region (where it was issued), then the address as matched (issue 15).
+    region = registration.nik[:6]
     checks.append(Check("Wilayah (kode dari NIK)",
                         f"{_dotted(region)} · {registration.desa}, {registration.kecamatan}, "
                         f"{registration.kabupaten}",
                         _dotted(kpm.kode_wilayah) if kpm else "–",
                         kpm.kode_wilayah.startswith(region) if kpm else None))
+    matched = address_code(registration)
+    if matched:
+        checks.append(Check("Wilayah alamat (kode resmi)", matched,
+                            _dotted(kpm.kode_wilayah) if kpm else "–",
+                            kpm.kode_wilayah.startswith(matched.replace(".", ""))
+                            if kpm else None))
+    if registration.wilayah_status == region_matching.UNLISTED:
+        warnings.append("Sebagian alamat tidak ada di daftar wilayah resmi (pendaftar memilih "
+                        "“Tidak ada di daftar”): periksa alamatnya dengan KTP.")
     if kpm and not kpm.kode_wilayah.startswith(region):
         warnings.append("Kode wilayah di NIK berbeda dengan wilayah di data KPM (NIK lama "
                         "bisa mendahului pemekaran wilayah: konfirmasi).")
@@ -266,6 +287,32 @@ def compare(registration: Registration, kpm: Kpm | None, today: date) -> dict[st
         mark = "⏳" if criterion.review else ("✅" if criterion.ok else "❌")
         criteria.append({"mark": mark, "text": text, "ok": criterion.ok})
     return {"checks": checks, "warnings": warnings, "criteria": criteria}
+
+
+def address_code(registration: Registration) -> str | None:
+    """The most precise official code of the address (dotted), if any level matched."""
+    codes = [c for c in (registration.kode_desa, registration.kode_kecamatan,
+                         registration.kode_kabupaten) if c]
+    return codes[0] if codes else None
+
+
+def address_rows(registration: Registration) -> list[dict[str, str | None]]:
+    """The address level by level for the verifier: the official name with its code, or
+    the typed text with why it has no code ("tidak ada di daftar": the applicant's choice;
+    "belum dicocokkan": typed before or without the regions table)."""
+    rows = []
+    for label, level in (("Kabupaten/kota", "kabupaten"), ("Kecamatan", "kecamatan"),
+                         ("Desa/kelurahan", "desa")):
+        code = getattr(registration, f"kode_{level}")
+        if code:
+            note = None
+        elif registration.wilayah_status == region_matching.UNLISTED:
+            note = "tidak ada di daftar"
+        else:
+            note = "belum dicocokkan"
+        rows.append({"label": label, "name": getattr(registration, level), "code": code,
+                     "note": note})
+    return rows
 
 
 def _day(value: date | None) -> str:
@@ -301,10 +348,12 @@ def detail_page(request: Request) -> Response:
     targets = sorted(rules.TRANSITIONS[registration.status], key=rules.STATUSES.index)
     return render(request, "registrations/detail.html", {
         "r": registration, "kpm": kpm, **compare(registration, kpm, today),
+        "address": address_rows(registration),
         "history": queue.history(session, registration), "status_labels": STATUS_LABELS,
         "action_labels": ACTION_LABELS, "targets": targets, "sector_label": sector_label,
         "can_act": operator.has_role(*ACTORS), "reason_max": rules.REASON_MAX,
         "back": _back(request.query_params.get("kembali")),
+        "contact_warning": CONTACT_WARNING,
     })
 
 
