@@ -110,7 +110,7 @@ def my_data(ctx: Context) -> None:
     if position is not None:
         name = _text(ctx, f"form_name/{position[0]}", position[0])
         nik = ((ctx.state.get("form") or {}).get("values") or {}).get("nik")
-        detail = (ctx.texts("privacy_my_data_form_nik", nik=nik_rules.mask(nik))
+        detail = (" " + ctx.texts("privacy_my_data_form_nik", nik=nik_rules.mask(nik))
                   if isinstance(nik, str) and len(nik) == 16 else "")
         lines.append(ctx.texts("privacy_my_data_form", form=name, detail=detail))
     else:

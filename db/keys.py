@@ -115,18 +115,20 @@ class RotateResult:
     retired: list[str] | None = None
 
 
-def _batches(session: Session, table: SealedTable) -> Iterator[list]:
-    """The table's rows, `BATCH` at a time, in primary-key order."""
+def _page(session: Session, table: SealedTable, after: object) -> list:
+    """Up to `BATCH` raw rows in primary-key order, after the key `after` (None: first)."""
     raw = table.raw()
     pk = raw.c[table.pk]
+    stmt = sa.select(raw).order_by(pk).limit(BATCH)
+    if after is not None:
+        stmt = stmt.where(pk > after)
+    return session.execute(stmt).all()
+
+
+def _batches(session: Session, table: SealedTable) -> Iterator[list]:
+    """The table's rows, `BATCH` at a time, in primary-key order."""
     last = None
-    while True:
-        stmt = sa.select(raw).order_by(pk).limit(BATCH)
-        if last is not None:
-            stmt = stmt.where(pk > last)
-        rows = session.execute(stmt).all()
-        if not rows:
-            return
+    while rows := _page(session, table, last):
         yield rows
         last = getattr(rows[-1], table.pk)
 
@@ -165,10 +167,7 @@ def rotate(sessions: sessionmaker[Session],
         last = None
         while True:
             with sessions.begin() as session:
-                stmt = sa.select(raw).order_by(pk).limit(BATCH)
-                if last is not None:
-                    stmt = stmt.where(pk > last)
-                rows = session.execute(stmt).all()
+                rows = _page(session, table, last)
                 if not rows:
                     break
                 last = getattr(rows[-1], table.pk)

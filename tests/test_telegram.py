@@ -160,7 +160,10 @@ def test_eligibility_check_through_telegram_buttons(fake, bot, sqlite_engine, te
     chat = Chat(fake, 1014)
     chat.command("cek").expect("perlu NIK").press(texts("consent_yes")).expect("16 angka")
     chat.send(nik).expect("nama lengkap")
-    chat.send("Contoh Budi Santoso").expect("bidangnya")
+    # The registry has Budi's phone: his own Telegram contact must match before the result.
+    chat.send("Contoh Budi Santoso").expect("memastikan ini benar Anda")
+    assert chat.last.reply_markup["keyboard"][0][0]["request_contact"] is True
+    chat.share_contact("+6281200000001").expect("bidangnya")
     assert texts("sector/kuliner") in chat.buttons()
     chat.press(texts("sector/kuliner")).expect("✅ Sudah graduasi").expect("memenuhi syarat")
     assert texts("label/register_prokus") in chat.buttons()
@@ -174,13 +177,13 @@ def test_registration_through_telegram_with_the_contact_button(fake, bot, sqlite
 
     with make_sessionmaker(sqlite_engine).begin() as session:
         load_demo(session)
-    nik, _, budi = demo_rows()[0]
+    nik, _, rina = demo_rows()[4]  # no phone in the registry: no contact confirmation
     today = today_wib()
     chat = Chat(fake, 1015)
     chat.send("sy mau dftr gmn caranya").expect("Pendaftaran Prokus gratis")
     chat.press(texts("consent_yes")).expect("Langkah 1 dari 10")
     chat.send(nik).expect("Langkah 2 dari 10")
-    chat.send("Contoh Budi Santoso").expect(dates.indonesian(budi.born(today)))
+    chat.send("Contoh Rina Marlina").expect(dates.indonesian(rina.born(today)))
     chat.press(texts("birth_date_ok")).expect("Langkah 4 dari 10")
     assert chat.last.reply_markup["keyboard"][0][0]["request_contact"] is True
     chat.fake.push_contact(1015, "+6281299990000", contact_user_id=4242)  # someone else's
