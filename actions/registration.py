@@ -169,8 +169,18 @@ class RegistrationForm(BusinessStep, NikForm):
         elif step == "edit":
             ctx.say("registration_ask_edit", buttons=tuple(
                 Button(ctx.texts(f"field/{f}"), f"{FORM_PREFIX}edit:{f}") for f in EDITABLE))
+        elif step == "desa" and (example := self._desa_example(ctx)):
+            ctx.say("registration_ask_desa_in", example=example)
         else:
             ctx.say(f"registration_ask_{step}")
+
+    def _desa_example(self, ctx: Context) -> str | None:
+        """A real desa of the chosen kecamatan for the question's example (None when the
+        kecamatan was not matched: the general example then)."""
+        matched, parent = self._parent(ctx, "desa")
+        if not matched or parent is None or ctx.session is None:
+            return None
+        return region_matching.example_child(ctx.session, parent, "desa")
 
     def _ask_birth_date(self, ctx: Context) -> None:
         implied = nik_birth_date(self.values(ctx)["nik"], ctx.today)
