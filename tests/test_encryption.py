@@ -280,3 +280,15 @@ def test_migration_0014_seals_existing_clear_rows(db_url):
     finally:
         eng.dispose()
     upgrade(db_url)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("command", [["serve", "--port", "18999"], ["worker", "--until-idle"],
+                                     ["keys", "status"]])
+def test_the_services_refuse_postgresql_without_a_configured_key(postgres_url, command):
+    upgrade(postgres_url)
+    result = CliRunner().invoke(main, command, env={
+        "DATABASE_URL": postgres_url, "PROKUS_DATA_KEY": "", "PROKUS_DATA_KEY_FILE": "",
+        "TELEGRAM_BOT_TOKEN": "123:abc"})
+    assert result.exit_code != 0
+    assert "must be set to run against PostgreSQL" in result.output, result.output
