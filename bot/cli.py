@@ -354,10 +354,12 @@ from bot.cli_privacy import retention  # noqa: E402
 from bot.cli_regions import regions  # noqa: E402
 from bot.cli_registrations import registrations  # noqa: E402
 from bot.cli_web import operators, serve  # noqa: E402
+from bot.cli_webhook import webhook  # noqa: E402
 
 for command in (registrations, regions, mentors, broadcast, worker, operators, serve, keys):
     main.add_command(command)
 main.add_command(retention)
+main.add_command(webhook)
 nlu.add_command(export_reviewed)
 nlu.add_command(purge_unreviewed)
 

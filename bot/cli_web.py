@@ -58,15 +58,31 @@ def is_local_demo_database(settings: Settings) -> bool:
 MAX_WORKERS = 16
 
 
-def _refuse_workers_on_sqlite(settings: Settings, workers: int) -> None:
+def _refuse_workers_on_sqlite(settings: Settings, workers: int, webhook: bool = False) -> None:
     from sqlalchemy.engine import make_url
 
     if workers > 1 and make_url(settings.database_url).get_backend_name() == "sqlite":
+        extra = (" The webhook's exactly-once claim and per-user order across processes "
+                 "rely on PostgreSQL (advisory locks)." if webhook else "")
         raise click.BadParameter(
             f"{workers} workers need PostgreSQL: SQLite (the default DATABASE_URL) allows "
-            "one writer at a time, so the console runs as a single process on it. Use "
-            "--workers 1, or set DATABASE_URL to a PostgreSQL database.",
+            "one writer at a time, so the console runs as a single process on it." + extra +
+            " Use --workers 1, or set DATABASE_URL to a PostgreSQL database.",
             param_hint="--workers")
+
+
+def _check_webhook_settings(settings: Settings) -> None:
+    """--webhook needs the bot token, the webhook secret and the NLU server(s)."""
+    missing = [name for name, value in (
+        ("TELEGRAM_BOT_TOKEN", settings.telegram_bot_token),
+        ("TELEGRAM_WEBHOOK_SECRET", settings.telegram_webhook_secret),
+        ("NLU_URL", settings.nlu_url)) if not value]
+    if missing:
+        raise click.UsageError(
+            "--webhook needs " + ", ".join(missing) + " (in .env or the environment): the "
+            "token from @BotFather, a random secret of 16-256 characters (A-Z, a-z, 0-9, "
+            "_ and -; e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`), "
+            "and the Rasa server URL(s), comma-separated. See docs/deployment.md.")
 
 
 @click.command()
@@ -77,14 +93,27 @@ def _refuse_workers_on_sqlite(settings: Settings, workers: int) -> None:
 @click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=1, show_default=True,
               help="Worker processes (more than 1 only on PostgreSQL; about one per CPU "
                    "core).")
+@click.option("--console/--no-console", default=True, show_default=True,
+              help="Serve the operators' web console on this instance.")
+@click.option("--webhook/--no-webhook", default=False, show_default=True,
+              help="Serve POST /telegram/webhook (the Telegram bot in webhook mode; needs "
+                   "TELEGRAM_BOT_TOKEN, TELEGRAM_WEBHOOK_SECRET and NLU_URL). Register the "
+                   "URL with `prokus webhook set`.")
+@click.option("--worker/--no-worker", "with_worker", default=False, show_default=True,
+              help="With --webhook: also send reminders and broadcasts from the outbox in "
+                   "this process (otherwise run `prokus worker`). Replies to users are "
+                   "sent at once either way.")
 @pass_settings
-def serve(settings: Settings, host: str, port: int, workers: int) -> None:
-    """Serve the operators' web console with uvicorn until Ctrl-C.
+def serve(settings: Settings, host: str, port: int, workers: int, console: bool,
+          webhook: bool, with_worker: bool) -> None:
+    """Serve the operators' web console and/or the Telegram webhook with uvicorn until
+    Ctrl-C. /healthz (process up) and /readyz (database, and NLU with --webhook) are
+    always served, without login.
 
     Sessions end after WEB_IDLE_MINUTES without a request (default 30). Behind an HTTPS
     proxy set WEB_TRUST_PROXY=1 so cookies get the Secure flag from X-Forwarded-Proto.
     Each request is logged as one line (method, path without the query string, status,
-    duration) at LOG_LEVEL=INFO.
+    duration) at LOG_LEVEL=INFO. Several instances (or --workers N) need PostgreSQL.
     """
     import uvicorn
     from sqlalchemy import inspect
@@ -92,7 +121,12 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     from db.engine import make_engine
     from web.app import create_app
 
-    _refuse_workers_on_sqlite(settings, workers)
+    if not console and not webhook:
+        raise click.UsageError("--no-console without --webhook would serve nothing: turn "
+                               "on at least one of --console and --webhook.")
+    if webhook:
+        _check_webhook_settings(settings)
+    _refuse_workers_on_sqlite(settings, workers, webhook)
     engine = make_engine(settings.database_url)
     try:
         ready = inspect(engine).has_table("operator_sessions")
@@ -117,16 +151,28 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     options: dict[str, Any] = {"host": host, "port": port, "proxy_headers": False,
                                "server_header": False, "log_config": None,
                                "access_log": False}
+    what = " and ".join(([f"Operator console on http://{host}:{port}/"] if console else [])
+                        + ([f"Telegram webhook on http://{host}:{port}/telegram/webhook"]
+                           if webhook else []))
     if workers > 1:
         # Each worker process imports the factory, reads the settings from the environment
-        # and builds its own app and engine.
+        # (and its role from PROKUS_SERVE_*) and builds its own app and engine.
+        import os
+
         engine.dispose()
-        status(f"Operator console on http://{host}:{port}/ with {workers} workers "
-               "(Ctrl-C stops it)")
+        os.environ["PROKUS_SERVE_CONSOLE"] = "1" if console else "0"
+        os.environ["PROKUS_SERVE_WEBHOOK"] = "1" if webhook else "0"
+        os.environ["PROKUS_SERVE_WORKER"] = "1" if with_worker else "0"
+        status(f"{what} with {workers} workers (Ctrl-C stops it)")
         uvicorn.run("web.app:app_from_env", factory=True, workers=workers, **options)
         return
-    app = create_app(settings, engine=engine)
-    status(f"Operator console on http://{host}:{port}/ (Ctrl-C stops it)")
+    service = None
+    if webhook:
+        from bot.webhook import WebhookService
+
+        service = WebhookService(settings, with_worker=with_worker)
+    app = create_app(settings, engine=engine, console=console, webhook=service)
+    status(f"{what} (Ctrl-C stops it)")
     try:
         uvicorn.run(app, **options)
     finally:

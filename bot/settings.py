@@ -89,6 +89,18 @@ def _http_url(value: str | None) -> bool:
     return value is None or re.match(r"^https?://[^\s/]+", value) is not None
 
 
+def _http_urls(value: str | None) -> bool:
+    """NLU_URL: one http(s) URL, or several separated by commas."""
+    if value is None:
+        return True
+    urls = [part.strip() for part in value.split(",")]
+    return all(urls) and all(_http_url(url) for url in urls)
+
+
+# Telegram's secret_token: 1-256 characters, A-Z, a-z, 0-9, '_' and '-'.
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{16,256}")
+
+
 def _office_hours(value: str) -> bool:
     """Readable by db.handoff.OfficeHours ("Mon-Fri 08:00-16:00", WIB)."""
     from db.handoff import OfficeHours
@@ -104,8 +116,9 @@ RULES: dict[str, _Rule] = {
     "database_url": _Rule("DATABASE_URL", str, "a database URL such as sqlite:///data/prokus.db "
                           "or postgresql://user:password@host:5432/prokus",
                           lambda v: re.match(r"^(sqlite|postgres(ql)?)(\+\w+)?://", v) is not None),
-    "nlu_url": _Rule("NLU_URL", lambda v: v.strip() or None, "an http:// or https:// URL",
-                     _http_url),
+    "nlu_url": _Rule("NLU_URL", lambda v: v.strip() or None,
+                     "an http:// or https:// URL, or several separated by commas "
+                     "(http://nlu-1:5005,http://nlu-2:5005)", _http_urls),
     "nlu_port": _Rule("NLU_PORT", _parse_int, "a whole number from 1 to 65535",
                       _between(1, 65535)),
     "nlu_timeout": _Rule("NLU_TIMEOUT", _parse_float, "seconds, more than 0 and at most 300",
@@ -156,8 +169,14 @@ RULES: dict[str, _Rule] = {
                                   "days and hours in WIB such as 'Mon-Fri 08:00-16:00' or "
                                   "'Mon,Wed,Fri 08:00-12:00' (the end after the start)",
                                   _office_hours),
+    "telegram_webhook_secret": _Rule(
+        "TELEGRAM_WEBHOOK_SECRET", lambda v: v.strip() or None,
+        "16 to 256 characters from A-Z, a-z, 0-9, '_' and '-' (Telegram sends it back in "
+        "X-Telegram-Bot-Api-Secret-Token)",
+        lambda v: v is None or _WEBHOOK_SECRET.fullmatch(v) is not None),
 }
-SECRET_FIELDS = ("telegram_bot_token", "log_secret", "nlu_auth_token")
+SECRET_FIELDS = ("telegram_bot_token", "log_secret", "nlu_auth_token",
+                 "telegram_webhook_secret")
 URL_FIELDS = ("database_url", "nlu_url", "telegram_api_url")
 
 
@@ -189,6 +208,8 @@ class Settings:
     form_retention_days: int = 7     # an unfinished form is cleared after this long
     log_secret: str | None = field(default=None, repr=False)  # key of the log's user tag
     nlu_auth_token: str | None = field(default=None, repr=False)  # Rasa's --auth-token
+    # Webhook mode: the secret Telegram sends with each update (unset: the endpoint is off).
+    telegram_webhook_secret: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         problems = self.problems()

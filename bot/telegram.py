@@ -8,7 +8,7 @@ import logging
 import signal
 from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from telegram import (
     BotCommand,
@@ -76,12 +76,21 @@ MENTOR_SYNC_SECONDS = 60
 STALLED_RETRY_SECONDS = 5.0  # a stored update whose turn failed is tried again this often
 
 
-class PerUserUpdateProcessor(BaseUpdateProcessor):
-    """Handle different users concurrently, but each user's updates one at a time, in order."""
+class UpdateGate(Protocol):
+    """Runs one user's update under the process's per-user lock (bot.webhook.InboxGate:
+    a lock across processes, earlier stored updates first, redeliveries skipped)."""
 
-    def __init__(self, max_concurrent_updates: int = 64) -> None:
+    async def run(self, update: Update, coroutine: Awaitable[Any]) -> None: ...
+
+
+class PerUserUpdateProcessor(BaseUpdateProcessor):
+    """Handle different users concurrently, but each user's updates one at a time, in order.
+    With a `gate` (webhook mode), each update also passes it inside the per-user lock."""
+
+    def __init__(self, max_concurrent_updates: int = 64, gate: UpdateGate | None = None) -> None:
         super().__init__(max_concurrent_updates)
         self._locks: dict[int, tuple[asyncio.Lock, list[int]]] = {}
+        self.gate = gate
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         user = update.effective_user if isinstance(update, Update) else None
@@ -92,7 +101,10 @@ class PerUserUpdateProcessor(BaseUpdateProcessor):
         users[0] += 1
         try:
             async with lock:
-                await coroutine
+                if self.gate is None:
+                    await coroutine
+                else:
+                    await self.gate.run(update, coroutine)
         finally:
             users[0] -= 1
             if users[0] == 0:  # nobody waiting: forget the lock
@@ -336,13 +348,15 @@ async def on_startup(application: Application) -> None:
 
 def build_application(
     token: str, assistant: Assistant, base_url: str = "https://api.telegram.org/bot",
-    rate: float = 30.0,
+    rate: float = 30.0, gate: UpdateGate | None = None,
 ) -> Application:
     """Wire the Telegram application: handlers in one place, as in PTB's examples.
 
     Replies go to the outbox in the turn's transaction and are sent at once by a
     fast-path sender sharing the outbox's budget (`rate` messages/s, all processes), so no
     PTB rate limiter: typing indicators and callback answers do not use the budget.
+    Updates are fed to `app.update_queue` by bot.polling.DurablePoller or, in webhook mode,
+    by bot.webhook (which passes its `gate`).
     """
     assistant.outbox_channels = assistant.outbox_channels | {CHANNEL}
     delivery = Worker(assistant.sessions, TelegramSender(token, base_url),
@@ -352,8 +366,8 @@ def build_application(
         ApplicationBuilder()
         .token(token)
         .base_url(base_url)
-        .concurrent_updates(PerUserUpdateProcessor())
-        .updater(None)  # bot.polling.DurablePoller feeds the queue: stored, then confirmed
+        .concurrent_updates(PerUserUpdateProcessor(gate=gate))
+        .updater(None)  # DurablePoller or the webhook feeds the queue: stored, then confirmed
         .post_init(on_startup)
         .build()
     )

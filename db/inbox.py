@@ -30,8 +30,10 @@ def store(session: Session, updates: Iterable[tuple[int, str | None, dict[str, A
         stmt = (_insert(session)(InboxUpdate)
                 .values(update_id=update_id, user_key=user_key, payload=payload,
                         received_at=now)
-                .on_conflict_do_nothing(index_elements=["update_id"]))
-        if session.execute(stmt).rowcount:
+                .on_conflict_do_nothing(index_elements=["update_id"])
+                .returning(InboxUpdate.update_id))
+        # (RETURNING, not rowcount: psycopg reports 1 for a conflict that inserted nothing)
+        if session.execute(stmt).scalar() is not None:
             new.append(update_id)
     return new
 
@@ -47,15 +49,37 @@ def claim(session: Session, update_id: int, now: datetime) -> bool:
         return True
     stmt = (_insert(session)(InboxUpdate)
             .values(update_id=update_id, received_at=now, processed_at=now)
-            .on_conflict_do_nothing(index_elements=["update_id"]))
-    return bool(session.execute(stmt).rowcount)
+            .on_conflict_do_nothing(index_elements=["update_id"])
+            .returning(InboxUpdate.update_id))
+    return session.execute(stmt).scalar() is not None  # (see store: not rowcount)
 
 
-def pending(session: Session, limit: int = 500, after: int = -1) -> list[InboxUpdate]:
+def pending(session: Session, limit: int = 500, after: int = -1,
+            received_before: datetime | None = None) -> list[InboxUpdate]:
     """Stored updates not processed yet with an id above `after`, oldest first (to replay
-    after a crash or outage, a page at a time)."""
+    after a crash or outage, a page at a time); with `received_before`, only those stored
+    before then (stalled ones, not those being processed right now)."""
     stmt = select(InboxUpdate).where(InboxUpdate.processed_at.is_(None),
                                      InboxUpdate.update_id > after)
+    if received_before is not None:
+        stmt = stmt.where(InboxUpdate.received_at < received_before)
+    return list(session.scalars(stmt.order_by(InboxUpdate.update_id).limit(limit)))
+
+
+def processed(session: Session, update_id: int) -> bool:
+    """Whether the update was processed already (False when pending or never stored)."""
+    return session.scalar(select(InboxUpdate.update_id).where(
+        InboxUpdate.update_id == update_id, InboxUpdate.processed_at.is_not(None))) is not None
+
+
+def pending_before(session: Session, user_key: str, update_id: int,
+                   limit: int = 100) -> list[InboxUpdate]:
+    """The user's stored updates not processed yet with an id below `update_id`, oldest
+    first: they are processed before it, so one user's updates keep their order even when
+    they reached different instances."""
+    stmt = select(InboxUpdate).where(InboxUpdate.user_key == user_key,
+                                     InboxUpdate.processed_at.is_(None),
+                                     InboxUpdate.update_id < update_id)
     return list(session.scalars(stmt.order_by(InboxUpdate.update_id).limit(limit)))
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import crypto
@@ -72,8 +73,13 @@ def check(session: Session) -> None:
                 f"key {record.key_id} does not open its canary: the configured key is not "
                 "the one that sealed this database's data") from None
     if ring.current.label not in {r.key_id for r in records}:
-        session.add(DataKeyRecord(key_id=ring.current.label,
-                                  canary=ring.seal(CANARY, CANARY_PURPOSE), created_at=utcnow()))
+        try:  # two processes starting at once on a fresh database: one of them registers
+            with session.begin_nested():
+                session.add(DataKeyRecord(key_id=ring.current.label,
+                                          canary=ring.seal(CANARY, CANARY_PURPOSE),
+                                          created_at=utcnow()))
+        except IntegrityError:
+            pass
     else:
         current = next(r for r in records if r.key_id == ring.current.label)
         current.retired_at = None

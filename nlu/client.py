@@ -8,6 +8,7 @@ httpx is imported by the client only, so `Parse` also loads in the Rasa environm
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -94,19 +95,71 @@ def _number(value: Any) -> float:
     return 0.0 if value is None else float(value)
 
 
-class NLUClient:
-    """Parse text through a Rasa server; one connection pool for the process."""
+def split_urls(value: str | list[str] | tuple[str, ...]) -> list[str]:
+    """`NLU_URL` as a list: one URL, or several separated by commas (spaces allowed)."""
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    urls = [part.strip().rstrip("/") for part in parts if part.strip()]
+    if not urls:
+        raise ValueError("no NLU server URL given")
+    return urls
 
-    def __init__(self, base_url: str, timeout: float = 3.0, retries: int = 1,
-                 token: str | None = None) -> None:
+
+# A server that failed (no connection, a timeout, a 5xx) is skipped this long.
+COOLDOWN_SECONDS = 30.0
+
+
+class _Server:
+    """One NLU server: its connection pool and until when it is skipped."""
+
+    def __init__(self, url: str, http: httpx.Client) -> None:
+        self.url = url
+        self.http = http
+        self.down_until = 0.0
+
+
+class NLUClient:
+    """Parse text through one or several Rasa servers; one connection pool per server.
+
+    Requests go round robin over the servers. A server that failed (connection error,
+    timeout, 5xx) is skipped for `cooldown` seconds, then tried again; when every server
+    is cooling down, the one that comes back first is asked anyway. Each attempt (at most
+    `retries` + 1 per parse) goes to the next server, so a retry after a failure lands on
+    another server when there is one."""
+
+    def __init__(self, base_url: str | list[str], timeout: float = 3.0, retries: int = 1,
+                 token: str | None = None, cooldown: float = COOLDOWN_SECONDS,
+                 clock=time.monotonic) -> None:
         import httpx
 
-        self.base_url = base_url.rstrip("/")
+        urls = split_urls(base_url)
+        self.base_url = urls[0]
+        self.urls = urls
         self.retries = retries
+        self.cooldown = cooldown
+        self.clock = clock
         # Rasa's --auth-token is sent as the `token` query parameter on every request.
         params = {"token": token} if token else None
-        self._http: httpx.Client = httpx.Client(base_url=self.base_url, timeout=timeout,
-                                                params=params)
+        self._servers = [_Server(url, httpx.Client(base_url=url, timeout=timeout,
+                                                   params=params)) for url in urls]
+        self._next = 0
+        self._lock = threading.Lock()
+        self._http = self._servers[0].http  # (the single-server attribute of old)
+
+    def _pick(self) -> _Server:
+        """The next server in turn that is not cooling down (else the first back)."""
+        with self._lock:
+            now = self.clock()
+            count = len(self._servers)
+            for step in range(count):
+                server = self._servers[(self._next + step) % count]
+                if server.down_until <= now:
+                    self._next = (self._next + step + 1) % count
+                    return server
+            return min(self._servers, key=lambda s: s.down_until)
+
+    def _failed(self, server: _Server) -> None:
+        with self._lock:
+            server.down_until = self.clock() + self.cooldown
 
     def parse(self, text: str) -> Parse:
         """Return the parse of `text`; raise NLUUnavailable after the retries are spent."""
@@ -114,16 +167,20 @@ class NLUClient:
 
         last_error: Exception | None = None
         for attempt in range(self.retries + 1):
+            server = self._pick()
             started = time.perf_counter()
             try:
-                response = self._http.post("/model/parse", json={"text": text})
+                response = server.http.post("/model/parse", json={"text": text})
                 response.raise_for_status()
                 parse = Parse.from_rasa(response.json())
             except (httpx.HTTPError, ValueError, KeyError) as exc:
                 last_error = exc
+                if _server_fault(exc) and len(self._servers) > 1:
+                    self._failed(server)
                 log.warning(
                     "nlu request failed",
-                    extra={"attempt": attempt + 1, "error": type(exc).__name__},
+                    extra={"attempt": attempt + 1, "error": type(exc).__name__,
+                           "server": self._servers.index(server)},
                 )
                 continue
             log.debug("nlu parse", extra={"ms": round((time.perf_counter() - started) * 1000, 1)})
@@ -131,14 +188,32 @@ class NLUClient:
         raise NLUUnavailable(str(last_error)) from last_error
 
     def is_ready(self) -> bool:
-        """Return True when the server answers and has a model loaded."""
+        """Return True when at least one server answers and has a model loaded."""
+        return any(self.ready_servers())
+
+    def ready_servers(self) -> list[bool]:
+        """For each server in order: does it answer with a model loaded?"""
         import httpx
 
-        try:
-            response = self._http.get("/status", timeout=2.0)
-            return response.status_code == 200 and bool(response.json().get("model_file"))
-        except (httpx.HTTPError, ValueError):
-            return False
+        ready = []
+        for server in self._servers:
+            try:
+                response = server.http.get("/status", timeout=2.0)
+                ready.append(response.status_code == 200
+                             and bool(response.json().get("model_file")))
+            except (httpx.HTTPError, ValueError, AttributeError):
+                ready.append(False)
+        return ready
 
     def close(self) -> None:
-        self._http.close()
+        for server in self._servers:
+            server.http.close()
+
+
+def _server_fault(exc: Exception) -> bool:
+    """A failure that says the server is away or broken (not that our request was bad)."""
+    import httpx
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code >= 500
+    return isinstance(exc, httpx.TransportError)  # connect errors and timeouts

@@ -199,3 +199,151 @@ def test_nlu_down_then_back_through_the_real_server(nlu_server_url, sqlite_engin
     finally:
         proxy.stop()
         client.close()
+
+
+# ---------------------------------------------------------------------- several servers
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class RecordingNLU(ScriptedNLU):
+    """A ScriptedNLU that also records the query string of each request."""
+
+    def __init__(self, script: list[str]) -> None:
+        super().__init__(script)
+        self.queries: list[str] = []
+        handler = self.server.RequestHandlerClass
+        outer = self
+        original = handler.do_POST
+
+        def do_post(request_handler):
+            outer.queries.append(request_handler.path.partition("?")[2])
+            original(request_handler)
+
+        handler.do_POST = do_post
+
+
+@pytest.fixture
+def stubs():
+    from tests.fakes.nlu_stub import NLUStub
+
+    started = []
+
+    def make():
+        stub = NLUStub().start()
+        started.append(stub)
+        return stub
+
+    yield make
+    for stub in started:
+        stub.stop()
+
+
+def _down_url() -> str:
+    from nlu.server import free_port
+
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def test_nlu_url_list_is_split_and_checked():
+    from nlu.client import split_urls
+
+    assert split_urls(" http://a:5005/ , http://b:5005") == ["http://a:5005", "http://b:5005"]
+    with pytest.raises(ValueError):
+        split_urls(" , ")
+
+
+def test_requests_go_round_robin_over_the_servers(stubs):
+    first, second = stubs(), stubs()
+    client = NLUClient(f"{first.url},{second.url}", retries=0)
+    try:
+        for _ in range(6):
+            assert client.parse("halo").intent == "greet"
+    finally:
+        client.close()
+    assert (first.parses, second.parses) == (3, 3)
+
+
+def test_a_server_that_is_down_is_skipped_for_the_cool_down_then_tried_again(stubs):
+    up = stubs()
+    clock = _Clock()
+    client = NLUClient([_down_url(), up.url], timeout=0.5, retries=1, cooldown=30.0,
+                       clock=clock)
+    tried_down = []
+    original = client._pick
+
+    def pick():
+        server = original()
+        tried_down.append(server.url != up.url)
+        return server
+
+    client._pick = pick
+    try:
+        for _ in range(5):  # the first parse fails over to the second server at once
+            assert client.parse("halo").intent == "greet"
+        assert tried_down.count(True) == 1, "the down server was asked once, then skipped"
+        assert up.parses == 5
+        clock.now += 31  # after the cool-down it is tried again (and skipped again)
+        assert client.parse("halo").intent == "greet"
+        assert tried_down.count(True) == 2
+    finally:
+        client.close()
+
+
+def test_a_5xx_counts_as_down_and_a_retry_goes_to_the_other_server(scripted, stubs):
+    broken, up = scripted(["error"]), stubs()
+    client = NLUClient([broken.url, up.url], retries=1, clock=_Clock())
+    try:
+        for _ in range(4):
+            assert client.parse("halo").intent == "greet"
+    finally:
+        client.close()
+    assert broken.calls == 1 and up.parses == 4
+
+
+def test_all_servers_down_is_unavailable_after_the_retries():
+    client = NLUClient([_down_url(), _down_url()], timeout=0.5, retries=2, clock=_Clock())
+    try:
+        with pytest.raises(NLUUnavailable):
+            client.parse("halo")
+        assert not client.is_ready()
+    finally:
+        client.close()
+
+
+def test_every_server_gets_the_token_and_one_up_is_ready(stubs):
+    first, second = RecordingNLU(["ok"]), RecordingNLU(["ok"])
+    client = NLUClient([first.url, second.url], token="rahasia", retries=0)
+    try:
+        client.parse("halo")
+        client.parse("halo")
+        assert first.queries == ["token=rahasia"] and second.queries == ["token=rahasia"]
+    finally:
+        client.close()
+        first.close()
+        second.close()
+    up = stubs()
+    mixed = NLUClient([_down_url(), up.url])
+    try:
+        assert mixed.is_ready() and mixed.ready_servers() == [False, True]
+    finally:
+        mixed.close()
+
+
+def test_settings_accept_a_list_of_nlu_urls_and_check_each():
+    from pathlib import Path
+
+    from bot.settings import Settings, SettingsError
+
+    none = Path("/nonexistent/.env")
+    settings = Settings.from_env({"NLU_URL": "http://nlu-1:5005, https://nlu-2:5005"},
+                                 env_file=none)
+    assert settings.nlu_url == "http://nlu-1:5005, https://nlu-2:5005"
+    for bad in ("http://nlu-1:5005,,http://nlu-2:5005", "http://nlu-1:5005,nlu-2:5005"):
+        with pytest.raises(SettingsError) as error:
+            Settings.from_env({"NLU_URL": bad}, env_file=none)
+        assert error.value.problems[0].startswith("NLU_URL=")

@@ -79,7 +79,8 @@ def test_data_saya_shows_registration_consent_and_form_masked(bot, texts, sqlite
     assert "Persetujuan penggunaan data: diberikan 28 November 2026" in shown
     assert "(untuk cek kelayakan)" in shown  # the latest consent: the check just now
     assert texts("privacy_my_data_form", form="cek kelayakan",
-                 detail=texts("privacy_my_data_form_nik", nik="3201********0001")) in shown
+                 detail=" " + texts("privacy_my_data_form_nik", nik="3201********0001")) in shown
+    assert "cek kelayakan (NIK 3201********0001)" in shown
     # The form waits: its question comes again after the side answer.
     assert chat.replies[-1].text.startswith(texts("eligibility_ask_name").split("{")[0][:20])
     viewed = [r for r in audit_rows(sqlite_engine) if r.action == "data_viewed"]

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
-from starlette.routing import Mount
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.settings import Settings
 from db import import_jobs
@@ -23,6 +26,9 @@ from web.deps import WebContext, render, utc_now
 from web.routes import all_routes
 from web.security import ConsoleMiddleware, RequestLogMiddleware, login_redirect
 from web.templating import STATIC, Templates
+
+if TYPE_CHECKING:
+    from bot.webhook import WebhookService
 
 log = logging.getLogger("prokus.web")
 
@@ -49,10 +55,15 @@ GENERIC_ERROR = ("Terjadi kesalahan", "Permintaan tidak dapat diproses. Coba lag
 
 
 def create_app(settings: Settings, *, engine: Engine | None = None,
-               clock: Callable[[], datetime] | None = None) -> Starlette:
+               clock: Callable[[], datetime] | None = None, console: bool = True,
+               webhook: WebhookService | None = None) -> Starlette:
     """Build the console. Pass `engine` to share one (tests; the caller disposes of it),
     otherwise one is made from DATABASE_URL and disposed of at shutdown. `clock` returns
-    an aware datetime (tests move it)."""
+    an aware datetime (tests move it).
+
+    `/healthz` and `/readyz` are always there (no login, no personal data). With `webhook`
+    (a bot.webhook.WebhookService) `POST /telegram/webhook` feeds the Telegram bot, started
+    and stopped with the app; with `console=False` the console's pages are not served."""
     own_engine = engine is None
     engine = engine if engine is not None else make_engine(settings.database_url)
     context = WebContext(settings=settings, engine=engine, sessions=make_sessionmaker(engine),
@@ -61,35 +72,122 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # A registry import left running by a process that died is marked failed at once.
-        with context.sessions.begin() as session:
-            import_jobs.recover_stale(session, now=context.clock())
+        if console:
+            with context.sessions.begin() as session:
+                import_jobs.recover_stale(session, now=context.clock())
         try:
-            yield
+            if webhook is not None:
+                await webhook.start(engine)
+            try:
+                yield
+            finally:
+                if webhook is not None:
+                    await webhook.stop()
         finally:
             if own_engine:
                 engine.dispose()
 
+    service = service_app(engine, webhook)
     app = Starlette(
         routes=[Mount("/static", StaticFiles(directory=STATIC), name="static"), *all_routes()],
         middleware=[Middleware(RequestLogMiddleware),
+                    Middleware(ServiceRoutes, service=service, console=console),
                     Middleware(ConsoleMiddleware, context=context)],
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
         max_body_size=MAX_BODY_BYTES,
     )
     app.state.web = context
+    app.state.webhook = webhook
     return app
+
+
+# ---------------------------------------------------------------------- service endpoints
+HEALTH_TIMEOUT = 3.0  # seconds for each readiness probe
+
+
+class ServiceRoutes:
+    """Sends the service endpoints (health checks, the Telegram webhook) to their own small
+    app, past the console's sign-in, CSRF and cookies; the rest goes to the console, or
+    gets a plain 404 when the console is off on this instance."""
+
+    def __init__(self, app: ASGIApp, service: Starlette, console: bool) -> None:
+        self.app = app
+        self.service = service
+        self.console = console
+        self.paths = {route.path for route in service.routes}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if scope["path"] in self.paths:
+                await self.service(scope, receive, send)
+                return
+            if not self.console:
+                await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def service_app(engine: Engine, webhook: WebhookService | None) -> Starlette:
+    """/healthz, /readyz and (with a webhook) POST /telegram/webhook."""
+
+    async def healthz(request: Request) -> Response:
+        """The process is up (no database, no NLU)."""
+        return JSONResponse({"status": "ok"}, headers={"cache-control": "no-store"})
+
+    def database_ok() -> bool:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+
+    async def probe(check: Callable[[], bool | None]) -> bool | None:
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(check), HEALTH_TIMEOUT)
+        except Exception:
+            return False
+
+    async def readyz(request: Request) -> Response:
+        """The database answers, and (in webhook mode) an NLU server answers: 200, else 503
+        naming what is down."""
+        checks = {"database": await probe(database_ok)}
+        if webhook is not None:
+            checks["nlu"] = await probe(webhook.nlu_ready)
+        shown = {name: "ok" if ok else ("not used" if ok is None else "down")
+                 for name, ok in checks.items()}
+        down = [name for name, ok in checks.items() if ok is False]
+        body = {"status": "not ready" if down else "ready", **shown}
+        if down:
+            body["down"] = down
+        return JSONResponse(body, status_code=503 if down else 200,
+                            headers={"cache-control": "no-store"})
+
+    routes = [Route("/healthz", healthz, methods=["GET", "HEAD"]),
+              Route("/readyz", readyz, methods=["GET", "HEAD"])]
+    if webhook is not None:
+        from bot.webhook import PATH
+
+        routes.append(Route(PATH, webhook.handle, methods=["POST"]))
+    return Starlette(routes=routes)
 
 
 def app_from_env() -> Starlette:
     """The app factory of `prokus serve --workers N` (uvicorn imports it by name in each
     worker process): read the settings from the environment, set up the redacting logging
     and build this worker's app with its own engine (disposed of at shutdown)."""
+    import os
+
     from bot.logging import configure_logging
 
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)
-    return create_app(settings)
+    webhook = None
+    if os.environ.get("PROKUS_SERVE_WEBHOOK") == "1":  # set by `prokus serve --webhook`
+        from bot.webhook import WebhookService
+
+        webhook = WebhookService(settings,
+                                 with_worker=os.environ.get("PROKUS_SERVE_WORKER") == "1")
+    return create_app(settings, console=os.environ.get("PROKUS_SERVE_CONSOLE", "1") != "0",
+                      webhook=webhook)
 
 
 def http_error(request: Request, exc: Exception) -> Response:
