@@ -538,19 +538,6 @@ class Worker:
                     self.holding.discard(attempt.item_id)
                     queued = True  # given back, nothing to reconcile
                     return
-            if time.time() > slot + LATE_SECONDS:
-                # Late for its slot (a CPU-starved worker, a slow database): firing now would
-                # bunch with the other workers' slots and overshoot the shared rate, so it
-                # takes a fresh slot, as a single send does (_wait_for_slot).
-                try:
-                    slot = await self.db(store.reserve_slots, 1, interval, time.time())
-                except Exception as exc:  # nothing was sent
-                    self._failed("reserve_slots", exc)
-                    await self._persist("give_back", store.give_back, attempt.item_id,
-                                        self.id)
-                    self.holding.discard(attempt.item_id)
-                    queued = True  # given back, nothing to reconcile
-                    return
             # This worker's calls are at least one interval apart, so late sends do not
             # bunch up.
             fire = max(slot, self.last_fire + interval, time.time())
