@@ -34,6 +34,7 @@ from db.models import (
     Conversation,
     HandoffMessage,
     HandoffTicket,
+    NikAttempt,
     NluMiss,
     OutboxItem,
     OutboxMessage,
@@ -48,6 +49,9 @@ PURGED_TEXT = "[teks dihapus setelah masa simpan]"
 # The state key telling the dialogue core that a form was cleared (actions.privacy).
 CLEARED_KEY = "form_cleared"
 BATCH = 500
+# actions.identity flags a NIK tried from several accounts within a day; two days of
+# attempts are enough for that.
+NIK_ATTEMPT_DAYS = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class Report:
     nlu_misses: int = 0
     outbox_texts: int = 0
     audit_rows: int = 0
+    nik_attempts: int = 0  # per-account NIK lookups (blind index) older than 2 days
     audit_released: int = 0  # audit rows given the pseudonym of an erasure a day old
     skipped: int = 0  # conversations that could not be read (reported in the log)
 
@@ -281,6 +286,9 @@ def run(sessions: sessionmaker[Session], now: datetime | None = None,
     report.outbox_texts = purge_outbox_texts(sessions, now, policy, dry_run)
     with sessions.begin() as session:
         report.audit_rows = purge_audit(session, now, policy, dry_run)
+    with sessions.begin() as session:
+        report.nik_attempts = _count_or_delete(
+            session, NikAttempt, NikAttempt.at < now - NIK_ATTEMPT_DAYS, dry_run)
     if not dry_run:
         from db.privacy import release_erased
 

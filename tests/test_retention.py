@@ -20,6 +20,7 @@ from db.models import (
     Conversation,
     HandoffMessage,
     HandoffTicket,
+    NikAttempt,
     NluMiss,
     OutboxItem,
     OutboxMessage,
@@ -105,6 +106,8 @@ def data(engine):
         session.flush()
         session.add(OutboxItem(message_id=pending.id, user_id=users[2].id, state="pending",
                                due_at=days_ago(40)))
+        session.add_all([NikAttempt(nik_hash="a" * 32, user_id=users[2].id, at=days_ago(3)),
+                         NikAttempt(nik_hash="a" * 32, user_id=users[2].id, at=days_ago(1))])
         session.add_all([AuditLog(actor="x", action="old", outcome="ok",
                                   at=NOW.replace(year=2021) - timedelta(days=1)),
                          AuditLog(actor="x", action="new", outcome="ok",
@@ -113,8 +116,8 @@ def data(engine):
 
 
 EXPECTED = {"forms_cleared": 1, "contexts_cleared": 0, "handoff_messages": 1,
-            "nlu_misses": 1, "outbox_texts": 1, "audit_rows": 1, "audit_released": 0,
-            "skipped": 0}
+            "nlu_misses": 1, "outbox_texts": 1, "audit_rows": 1, "nik_attempts": 1,
+            "audit_released": 0, "skipped": 0}
 
 
 def snapshot(engine):
