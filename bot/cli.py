@@ -297,6 +297,7 @@ def nlu_eval(settings: Settings, test_set: Path | None, out_dir: Path | None) ->
     operators' reviewed set, when there is one)."""
     import httpx
 
+    from nlu.client import split_urls
     from nlu.evaluation import format_summary, load_examples, run, write_report
     from nlu.reviewed import TEST_FILE, reviewed_test_set
 
@@ -308,8 +309,8 @@ def nlu_eval(settings: Settings, test_set: Path | None, out_dir: Path | None) ->
         sets.append(("reviewed set", "nlu-eval-reviewed", load_examples(reviewed)))
     reports = []
     try:
-        with nlu_url(settings) as url, httpx.Client(
-                base_url=url, timeout=30, params=_token_params(settings)) as http:
+        with nlu_url(settings) as url, httpx.Client(  # the first of an NLU_URL list
+                base_url=split_urls(url)[0], timeout=30, params=_token_params(settings)) as http:
 
             def parse(text: str) -> dict:
                 response = http.post("/model/parse", json={"text": text})
