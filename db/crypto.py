@@ -23,7 +23,6 @@ sealed column in SQL raises TypeError: equal texts have different ciphertexts.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import logging
@@ -274,21 +273,7 @@ def unreadable_fields(obj: object, names: list[str] | tuple[str, ...]) -> list[s
     return [n for n in names if is_unreadable(getattr(obj, n, None))]
 
 
-class _Counter:
-    def __init__(self) -> None:
-        self.count = 0
-        self.lock = threading.Lock()
-
-    def add(self) -> None:
-        with self.lock:
-            self.count += 1
-
-
-unreadable_seen = _Counter()
-
-
 def _report(purpose: str, error: UnreadableValue) -> None:
-    unreadable_seen.add()
     log.error("unreadable sealed value in %s: %s (record skipped; `prokus keys check` lists "
               "the rows)", purpose, error)
 
@@ -412,7 +397,3 @@ def sealed_columns(metadata) -> dict[str, list[tuple[str, _Sealed]]]:
 def fingerprint_of(secret_text: str) -> str:
     """The key id of a key given as text (what `prokus keys status` prints)."""
     return DataKey.from_secret(parse_key(secret_text)).label
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
