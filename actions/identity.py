@@ -185,6 +185,9 @@ class NikForm(Form):
         """At the consent step, an answer that is neither yes nor no (nor a side question)
         gets the yes/no buttons again; the second one ends the form politely, so an abandoned
         consent question is not asked after every later message."""
+        if self.step(ctx) == CONTACT_STEP:
+            self._reject_contact(ctx, invalid)
+            return
         if self.step(ctx) != "consent":
             super().reject(ctx, invalid)
             return
@@ -270,8 +273,23 @@ class NikForm(Form):
         self.goto(ctx, CONTACT_STEP)
 
     def ask_contact(self, ctx: Context) -> None:
-        ctx.say("identity_ask_contact", ask_contact=True,
-                buttons=(Button(ctx.texts("identity_contact_skip"), SKIP_CONTACT),))
+        ctx.say("identity_ask_contact", ask_contact=True, buttons=self._skip_buttons(ctx))
+
+    @staticmethod
+    def _skip_buttons(ctx: Context) -> tuple[Button, ...]:
+        return (Button(ctx.texts("identity_contact_skip"), SKIP_CONTACT),)
+
+    def _reject_contact(self, ctx: Context, invalid: Invalid) -> None:
+        """A typed answer at the contact step: the hint (from the second try on, the
+        explanation) with the "share contact" keyboard and "Lewati" again every time, so the
+        way on is always one tap (the generic go-on/stop buttons would hide both)."""
+        tries = self.data(ctx)["tries"]
+        tries[CONTACT_STEP] = tries.get(CONTACT_STEP, 0) + 1
+        key = invalid.key
+        if tries[CONTACT_STEP] >= MAX_TRIES and self.example(ctx) in ctx.texts:
+            tries[CONTACT_STEP] = 0
+            key = self.example(ctx)
+        ctx.say(key, ask_contact=True, buttons=self._skip_buttons(ctx), **invalid.values)
 
     def contact(self, ctx: Context, contact: Contact) -> Invalid | None:
         if self.step(ctx) != CONTACT_STEP:
