@@ -149,7 +149,7 @@ def counts(session: Session, f: Filter) -> dict[str, int]:
     """Registrations per status for the filter without its status (every status listed)."""
     stmt = (select(Registration.status, func.count())
             .where(*conditions(f.without_status())).group_by(Registration.status))
-    found = {status: 0 for status in rules.STATUSES}
+    found = {status: 0 for status in rules.ALL_STATUSES}
     for status, count in session.execute(stmt):
         found[status] = found.get(status, 0) + count
     return found

@@ -130,7 +130,7 @@ def test_region_prefix_filter_and_scope(engine):
     assert numbers() == {bogor, cianjur, surabaya, aceh}
     with make_sessionmaker(engine)() as session:
         assert queue.counts(session, queue.Filter(scope="32", status="ditolak")) == {
-            "diajukan": 2, "diverifikasi": 0, "diterima": 0, "ditolak": 0}
+            "diajukan": 2, "diverifikasi": 0, "diterima": 0, "ditolak": 0, "ditarik": 0}
         assert queue.find(session, surabaya, "32") is None
         assert queue.find(session, surabaya, None) is not None
 

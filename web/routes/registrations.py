@@ -116,7 +116,7 @@ def read_query(params: Any, scope: str | None) -> Query:
     """The queue's filters from a query string; a bad value is dropped with a message."""
     values = {key: str(params.get(key, "")).strip()[:40] for key in QUERY_KEYS}
     errors: dict[str, str] = {}
-    status = values["status"] if values["status"] in rules.STATUSES else None
+    status = values["status"] if values["status"] in rules.ALL_STATUSES else None
     if values["status"] and status is None:
         errors["status"], values["status"] = "Status tidak dikenal.", ""
     region = queue.digits(values["wilayah"]) if values["wilayah"] else None
@@ -177,7 +177,7 @@ def queue_page(request: Request) -> Response:
         "q": query, "page": found, "counts": counts,
         "total": counts.get(query.filter.status, 0) if query.filter.status
         else sum(counts.values()),
-        "statuses": rules.STATUSES, "status_labels": STATUS_LABELS,
+        "statuses": rules.ALL_STATUSES, "status_labels": STATUS_LABELS,
         "action_labels": ACTION_LABELS, "sectors": SECTORS, "sector_label": sector_label,
         "mask": nik_rules.mask, "can_act": operator.has_role(*ACTORS),
         "can_export": operator.has_role("supervisor"),
@@ -216,8 +216,6 @@ def compare(registration: Registration, kpm: Kpm | None, today: date) -> dict[st
     t = texts()
     checks: list[Check] = []
     warnings: list[str] = []
-    if registration.kontak_berbeda:
-        warnings.append(CONTACT_WARNING)
     try:
         nik = nik_rules.parse(registration.nik)
     except nik_rules.NikError:
