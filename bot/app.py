@@ -9,6 +9,7 @@ database outage is retried with backoff for a bounded time before the user is to
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Callable
@@ -158,8 +159,10 @@ class Assistant:
                 if need.text in parses:
                     return await asyncio.to_thread(self._failed, turn,
                                                    RuntimeError("NLU parse asked twice"))
+                # (in a copy of the turn's context: its correlation id and record)
                 parses[need.text] = await loop.run_in_executor(
-                    self.nlu_pool, self.dialogue.parse, need.text)
+                    self.nlu_pool, contextvars.copy_context().run, self.dialogue.parse,
+                    need.text)
             except Exception as exc:
                 delay = next(delays, None) if is_transient(exc) else None
                 if delay is None:  # (queuing the apology is database work: a thread)

@@ -99,8 +99,14 @@ def chat(settings: Settings, user_id: str) -> None:
 @click.option("--worker/--no-worker", "with_worker", default=True, show_default=True,
               help="Send reminders, broadcasts and notices from the outbox in this process "
                    "(use --no-worker when separate `prokus worker` processes do it).")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
+              help="Serve Prometheus metrics on http://HOST:PORT/metrics (off by default; "
+                   "PROKUS_METRICS_TOKEN, when set, is required as a bearer token).")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True,
+              help="Address of the metrics server.")
 @pass_settings
-def run_bot(settings: Settings, with_worker: bool) -> None:
+def run_bot(settings: Settings, with_worker: bool, metrics_port: int | None,
+            metrics_host: str) -> None:
     """Run the Telegram bot (polling)."""
     if not settings.telegram_bot_token:
         raise click.ClickException(
@@ -113,7 +119,8 @@ def run_bot(settings: Settings, with_worker: bool) -> None:
         pass
     try:
         with nlu_url(settings) as url:
-            run_polling(settings, url, with_worker=with_worker)
+            run_polling(settings, url, with_worker=with_worker, metrics_port=metrics_port,
+                        metrics_host=metrics_host)
     except (FileNotFoundError, RuntimeError, TimeoutError) as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -158,13 +158,26 @@ def serve(settings: Settings, host: str, port: int, workers: int, console: bool,
         # Each worker process imports the factory, reads the settings from the environment
         # (and its role from PROKUS_SERVE_*) and builds its own app and engine.
         import os
+        import shutil
+        import tempfile
 
         engine.dispose()
         os.environ["PROKUS_SERVE_CONSOLE"] = "1" if console else "0"
         os.environ["PROKUS_SERVE_WEBHOOK"] = "1" if webhook else "0"
         os.environ["PROKUS_SERVE_WORKER"] = "1" if with_worker else "0"
+        # The workers' metrics meet in one directory (prometheus_client's multiprocess
+        # mode): a fresh one unless PROMETHEUS_MULTIPROC_DIR is given, removed at the end.
+        own_dir = None
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            own_dir = tempfile.mkdtemp(prefix="prokus-metrics-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
         status(f"{what} with {workers} workers (Ctrl-C stops it)")
-        uvicorn.run("web.app:app_from_env", factory=True, workers=workers, **options)
+        try:
+            uvicorn.run("web.app:app_from_env", factory=True, workers=workers, **options)
+        finally:
+            if own_dir is not None:
+                shutil.rmtree(own_dir, ignore_errors=True)
+                os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
         return
     service = None
     if webhook:

@@ -19,6 +19,7 @@ from telegram import Update
 from telegram.error import NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application
 
+from bot import metrics
 from db import inbox
 from db.errors import is_transient
 from outbox import store
@@ -136,13 +137,18 @@ class DurablePoller:
             delay = 1.0
             if not updates:
                 continue
+            came = time.monotonic()  # their arrival (prokus_reply_latency_seconds)
             new = await self._store_until_done(updates, stop)
             if new is None:
                 break  # stopped while the database was away: nothing confirmed, nothing lost
             self.stored += len(new)
             fresh = set(new)
+            metrics.count("updates_received", len(updates), source="polling")
+            if len(updates) > len(fresh):
+                metrics.count("duplicates", len(updates) - len(fresh), source="polling")
             for update in updates:
                 if update.update_id in fresh:
+                    metrics.arrived(update.update_id, came)
                     await self.app.update_queue.put(update)
             self.offset = updates[-1].update_id + 1
 

@@ -174,9 +174,20 @@ RULES: dict[str, _Rule] = {
         "16 to 256 characters from A-Z, a-z, 0-9, '_' and '-' (Telegram sends it back in "
         "X-Telegram-Bot-Api-Secret-Token)",
         lambda v: v is None or _WEBHOOK_SECRET.fullmatch(v) is not None),
+    "inbox_stalled_seconds": _Rule(
+        "PROKUS_INBOX_STALLED_SECONDS", _parse_float,
+        "seconds from 1 to 3600 (a stored update still pending this long is taken over "
+        "by another instance's sweep)", _between(1, 3600)),
+    "inbox_sweep_seconds": _Rule("PROKUS_INBOX_SWEEP_SECONDS", _parse_float,
+                                 "seconds from 0.5 to 600 (how often stalled updates are "
+                                 "looked for)", _between(0.5, 600)),
+    "metrics_token": _Rule("PROKUS_METRICS_TOKEN", lambda v: v.strip() or None,
+                           "a random token of at least 16 characters (GET /metrics then "
+                           "wants 'Authorization: Bearer <token>')",
+                           lambda v: v is None or len(v) >= 16),
 }
 SECRET_FIELDS = ("telegram_bot_token", "log_secret", "nlu_auth_token",
-                 "telegram_webhook_secret")
+                 "telegram_webhook_secret", "metrics_token")
 URL_FIELDS = ("database_url", "nlu_url", "telegram_api_url")
 
 
@@ -210,6 +221,11 @@ class Settings:
     nlu_auth_token: str | None = field(default=None, repr=False)  # Rasa's --auth-token
     # Webhook mode: the secret Telegram sends with each update (unset: the endpoint is off).
     telegram_webhook_secret: str | None = field(default=None, repr=False)
+    # Webhook mode: an update stored this long ago and not processed (its instance died) is
+    # taken over by the sweep of any instance, which looks every inbox_sweep_seconds.
+    inbox_stalled_seconds: float = 60.0
+    inbox_sweep_seconds: float = 30.0
+    metrics_token: str | None = field(default=None, repr=False)  # GET /metrics bearer token
 
     def __post_init__(self) -> None:
         problems = self.problems()

@@ -34,7 +34,9 @@ from telegram.ext import (
 )
 
 from actions.context import MAIN_MENU
+from actions.dialogue import user_tag
 from actions.types import Button, Contact, Reply, Turn
+from bot import metrics
 from bot.app import Assistant, TurnFailed
 from bot.polling import DurablePoller
 from bot.render import split_text
@@ -151,41 +153,68 @@ class TelegramChannel:
         # Updates whose turn marked them handled (or queued the apology) in the inbox.
         self._through_core: set[int] = set()
 
-    async def _respond(self, update: Update, context: ContextTypes.DEFAULT_TYPE, turn: Turn):
-        """Run the turn (its replies are queued in its transaction), then send them."""
-        chat_id = update.effective_chat.id
-        typing = asyncio.create_task(self._keep_typing(context, chat_id))
-        try:
-            await self._handle(context, chat_id, turn, typing)
-        except TurnFailed:  # stopping while the database is away: replayed at next start
-            self._through_core.add(update.update_id)  # (so it is not marked handled)
-            return
-        finally:
-            typing.cancel()
-        if turn.update_id is not None:
-            self._through_core.add(turn.update_id)
-        await self._flush(turn)
+    @staticmethod
+    def _record(turn: Turn, kind: str | None = None) -> metrics.TurnRecord:
+        """The turn's record (correlation id, timings) for its log line and the metrics."""
+        if kind is None:
+            kind = ("button" if turn.payload is not None else "contact" if turn.contact
+                    else "media" if turn.unsupported else
+                    "command" if (turn.text or "").startswith("/") else "text")
+        return metrics.TurnRecord(channel=CHANNEL, kind=kind, update_id=turn.update_id,
+                                  user=user_tag(turn), arrived=metrics.arrival(turn.update_id))
 
-    async def _flush(self, turn: Turn) -> None:
+    async def _respond(self, update: Update, context: ContextTypes.DEFAULT_TYPE, turn: Turn):
+        """Run the turn (its replies are queued in its transaction), then send them; one
+        log line and the metrics for the turn at the end."""
+        record = self._record(turn)
+        with metrics.turn_scope(record):
+            chat_id = update.effective_chat.id
+            typing = asyncio.create_task(self._keep_typing(context, chat_id))
+            try:
+                replies = await self._handle(context, chat_id, turn, typing)
+            except TurnFailed:  # stopping while the database is away: replayed at next start
+                self._through_core.add(update.update_id)  # (so it is not marked handled)
+                record.finish("error")
+                return
+            except BaseException:
+                record.finish("error")
+                raise
+            finally:
+                typing.cancel()
+            if turn.update_id is not None:
+                self._through_core.add(turn.update_id)
+            record.replies = len(replies)
+            await self._flush(turn, record)
+            record.finish(metrics.outcome_of(record, replies, self.texts("internal_error")))
+
+    async def _flush(self, turn: Turn, record: metrics.TurnRecord | None = None) -> None:
         """Send the user's queued replies now; what fails here is sent by the workers."""
         try:
-            await self.delivery.deliver(CHANNEL, turn.user_id)
+            await self.delivery.deliver(CHANNEL, turn.user_id, first_sent=(
+                record.first_reply_sent if record is not None else None))
         except Exception:
             log.exception("fast reply delivery failed; the outbox worker will send")
 
     async def _say(self, update: Update, context: ContextTypes.DEFAULT_TYPE,
-                   replies: list[Reply]) -> None:
+                   replies: list[Reply], kind: str) -> None:
         """Replies that need no turn, through the outbox like any other; sent directly
         (plain) only when the database is away."""
         turn = self._turn(update)
-        try:
-            await asyncio.to_thread(self.assistant.say, turn, replies)
-        except Exception:
-            log.warning("outbox unavailable; replying directly")
-            await self.send(context, update.effective_chat.id, replies)
-            return
-        self._through_core.add(update.update_id)
-        await self._flush(turn)
+        record = self._record(turn, kind)
+        record.replies = len(replies)
+        with metrics.turn_scope(record):
+            try:
+                await asyncio.to_thread(self.assistant.say, turn, replies)
+            except Exception:
+                log.warning("outbox unavailable; replying directly")
+                try:
+                    await self.send(context, update.effective_chat.id, replies)
+                finally:
+                    record.finish("error")
+                return
+            self._through_core.add(update.update_id)
+            await self._flush(turn, record)
+            record.finish("ok")
 
     async def _handle(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, turn: Turn,
                       typing: asyncio.Task) -> list[Reply]:
@@ -210,6 +239,7 @@ class TelegramChannel:
         """Mark an update handled in the inbox after every handler ran, unless its turn
         did, so updates that never reach the core are not replayed."""
         if isinstance(update, Update):
+            metrics.arrival(update.update_id)  # (forget it: updates that ran no turn)
             if update.update_id in self._through_core:
                 self._through_core.discard(update.update_id)
                 return
@@ -249,14 +279,15 @@ class TelegramChannel:
             # `/daftar@OtherBot` typed in our private chat is not for us: rather than run
             # /daftar (the core drops "@..."), say the command is unknown, with the menu.
             menu = tuple(Button(self.texts(f"label/{i}"), f"/{i}") for i in MAIN_MENU)
-            await self._say(update, context, [Reply(self.texts("unknown_command"), buttons=menu)])
+            await self._say(update, context, [Reply(self.texts("unknown_command"), buttons=menu)],
+                            "other_bot")
             return
         await self._respond(update, context, self._turn(update, text=text))
 
     async def on_edited(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Say politely that edits are not read: answering an edit as a new message could
         store a second answer into the next form field. The conversation is left as it is."""
-        await self._say(update, context, [Reply(self.texts("edited_not_read"))])
+        await self._say(update, context, [Reply(self.texts("edited_not_read"))], "edited")
 
     async def on_contact(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Pass a shared contact to the core, saying whose contact it is."""
@@ -359,6 +390,7 @@ def build_application(
     by bot.webhook (which passes its `gate`).
     """
     assistant.outbox_channels = assistant.outbox_channels | {CHANNEL}
+    metrics.instrument(assistant)  # NLU timings per turn and per server (bot.metrics)
     delivery = Worker(assistant.sessions, TelegramSender(token, base_url),
                       WorkerConfig(rate=rate), claiming=False, pause=PROCESS_PAUSE)
     channel = TelegramChannel(assistant, delivery)
@@ -390,8 +422,10 @@ def build_application(
     return app
 
 
-def run_polling(settings, nlu_url: str, with_worker: bool = True) -> None:
-    """Run the bot with long polling until interrupted (with the outbox worker inside)."""
+def run_polling(settings, nlu_url: str, with_worker: bool = True,
+                metrics_port: int | None = None, metrics_host: str = "127.0.0.1") -> None:
+    """Run the bot with long polling until interrupted (with the outbox worker inside);
+    with `metrics_port`, GET /metrics is served on metrics_host:metrics_port meanwhile."""
     from bot.app import build_assistant, make_nlu_client
 
     client = make_nlu_client(settings, nlu_url)
@@ -401,9 +435,17 @@ def run_polling(settings, nlu_url: str, with_worker: bool = True) -> None:
     from bot.background import add_background
 
     add_background(app, assistant, settings, with_worker)
+    server = None
     try:
+        if metrics_port is not None:
+            server = metrics.MetricsServer(metrics_host, metrics_port,
+                                           metrics.DatabaseFigures(assistant.sessions),
+                                           token=settings.metrics_token).start()
+            log.info("metrics served", extra={"host": metrics_host, "port": server.port})
         asyncio.run(serve(app, DurablePoller(app, assistant.sessions)))
     finally:
+        if server is not None:
+            server.stop()
         client.close()
 
 

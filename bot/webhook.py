@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,7 @@ from starlette.responses import JSONResponse, Response
 from telegram import Update
 from telegram.ext import Application
 
+from bot import metrics
 from bot.settings import Settings
 from db import inbox
 
@@ -50,8 +52,11 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # Exactly the update types bot.telegram.build_application has handlers for.
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 MAX_UPDATE_BYTES = 1024 * 1024
-SWEEP_SECONDS = 30.0  # how often stalled updates are looked for (and old ones purged)
-STALLED_AFTER = timedelta(seconds=60)  # stored this long ago and still pending: stalled
+# How often stalled updates are looked for (and old ones purged), and how long after it
+# was stored a still-pending update counts as stalled: Settings.inbox_sweep_seconds and
+# inbox_stalled_seconds (PROKUS_INBOX_SWEEP_SECONDS, PROKUS_INBOX_STALLED_SECONDS). Taking
+# over an update that is in fact still running is harmless: the user's lock makes the
+# sweep wait for it, then the claim says it is done.
 MAX_CONCURRENT = 64  # updates in progress at once in one instance (PTB's processor)
 
 
@@ -200,6 +205,7 @@ class WebhookService:
         from bot.telegram import build_application
 
         settings = self.settings
+        metrics.metrics()  # (made now, not on the first update's request)
         if self.assistant is None:
             if not settings.nlu_url:
                 raise ValueError("NLU_URL is not set")
@@ -247,24 +253,25 @@ class WebhookService:
     # ------------------------------------------------------------------ housekeeping
     def _stalled(self) -> list[Update]:
         assert self.app is not None and self.assistant is not None
-        before = datetime.now(UTC) - STALLED_AFTER
+        before = datetime.now(UTC) - timedelta(seconds=self.settings.inbox_stalled_seconds)
         with self.assistant.sessions() as session:
             rows = inbox.pending(session, received_before=before)
             return [Update.de_json(row.payload, self.app.bot) for row in rows if row.payload]
 
     async def _sweep(self) -> None:
         """Queue again updates stored long ago and never processed (their instance died),
-        and purge processed updates older than a day; every SWEEP_SECONDS, from start."""
+        and purge processed updates older than a day; every inbox_sweep_seconds, from start."""
         assert self.app is not None
         while not self._stop.is_set():
             try:
                 for update in await asyncio.to_thread(self._stalled):
+                    metrics.count("requeued")
                     await self.app.update_queue.put(update)  # the gate skips what is done
                 await self.poller.purge_now_and_then()
             except Exception as exc:  # the database is away: the next round tries again
                 log.warning("webhook sweep failed", extra={"error": type(exc).__name__})
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), SWEEP_SECONDS)
+                await asyncio.wait_for(self._stop.wait(), self.settings.inbox_sweep_seconds)
 
     # ------------------------------------------------------------------ the endpoint
     def _store(self, update: Update) -> bool:
@@ -281,6 +288,7 @@ class WebhookService:
 
     async def handle(self, request: Request) -> Response:
         """POST /telegram/webhook: check, store, answer 200; the turn runs in the background."""
+        came = time.monotonic()  # the update's arrival (prokus_reply_latency_seconds)
         if not self.secret_ok(request.headers.get(SECRET_HEADER)):
             return JSONResponse({"ok": False, "error": "forbidden"}, status_code=403)
         if self.app is None or not self.app.running:
@@ -303,10 +311,13 @@ class WebhookService:
             log.warning("webhook update not stored", extra={"error": type(exc).__name__})
             return JSONResponse({"ok": False, "error": "unavailable"}, status_code=503)
         self.received += 1
+        metrics.count("updates_received", source="webhook")
         if new:
+            metrics.arrived(update.update_id, came)
             await self.app.update_queue.put(update)
         else:
             self.duplicates += 1
+            metrics.count("duplicates", source="webhook")
             log.info("webhook update delivered again; not processed twice")
         return JSONResponse({"ok": True})
 

@@ -283,6 +283,9 @@ class OutboxItem(Base):
                                                           nullable=True)
     # 0: a reply to someone who just wrote; 1: notices, reminders, reports; 2: broadcasts.
     priority: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")
+    # 0017: the correlation id of the turn that wrote the row (its log line, its NLU call's
+    # X-Request-ID); null for reminders and broadcasts made outside a turn.
+    correlation_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class OutboxWorker(Base):

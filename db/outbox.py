@@ -4,7 +4,9 @@ written here first, one row per recipient, and sent later by the worker."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -18,6 +20,18 @@ REPLY = "reply"
 # notices, reminders and reports, then broadcasts.
 PRIORITY = {REPLY: 0, "broadcast": 2}
 DEFAULT_PRIORITY = 1
+
+# The turn being run, if any (a bot.metrics.TurnRecord, set by the channel around the turn):
+# the rows written here carry its `correlation_id`, and `enqueue_replies` notes the row ids
+# on it (`outbox_ids`) for the turn's log line. Reminders and broadcasts made outside a
+# turn leave correlation_id null.
+current_turn: ContextVar[Any] = ContextVar("prokus_current_turn", default=None)
+
+
+def current_correlation_id() -> str | None:
+    """The correlation id of the turn being run, or None."""
+    turn = current_turn.get()
+    return getattr(turn, "correlation_id", None) if turn is not None else None
 
 
 def enqueue(session: Session, kind: str, text: str, user_ids: Iterable[int], created_by: str,
@@ -43,8 +57,10 @@ def add_recipients(session: Session, message_id: int, user_ids: Iterable[int],
                    due_at: datetime, expires_at: datetime | None = None,
                    priority: int = DEFAULT_PRIORITY) -> None:
     """More recipients for a message (a mentee assigned after the session was made)."""
+    correlation = current_correlation_id()
     rows = [{"message_id": message_id, "user_id": uid, "state": PENDING, "due_at": due_at,
-             "attempts": 0, "expires_at": expires_at, "priority": priority}
+             "attempts": 0, "expires_at": expires_at, "priority": priority,
+             "correlation_id": correlation}
             for uid in dict.fromkeys(user_ids)]
     if rows:
         session.execute(insert(OutboxItem), rows)
@@ -66,9 +82,12 @@ def enqueue_replies(session: Session, user_id: int, replies: Iterable[Reply],
                     contact_label: str, split: Callable[[str], list[str]],
                     reference: str | None = None) -> list[int]:
     """Write a turn's replies to the outbox in the turn's transaction, in order, a long one
-    in several parts (buttons on the last). Returns the outbox row ids."""
+    in several parts (buttons on the last). Returns the outbox row ids (also noted on the
+    current turn, whose correlation id the rows carry)."""
     ids: list[int] = []
     now = utcnow()
+    turn = current_turn.get()
+    correlation = getattr(turn, "correlation_id", None) if turn is not None else None
     for reply in replies:
         *first, last = split(reply.text) or [reply.text]
         parts = [(part, None) for part in first] + [(last, markup_of(reply, contact_label))]
@@ -78,8 +97,11 @@ def enqueue_replies(session: Session, user_id: int, replies: Iterable[Reply],
             session.add(message)
             session.flush()
             item = OutboxItem(message_id=message.id, user_id=user_id, state=PENDING,
-                              due_at=now, attempts=0, priority=PRIORITY[REPLY])
+                              due_at=now, attempts=0, priority=PRIORITY[REPLY],
+                              correlation_id=correlation)
             session.add(item)
             session.flush()
             ids.append(item.id)
+    if turn is not None:  # (replaced, not added to: an attempt rolled back wrote nothing)
+        turn.outbox_ids = list(ids)
     return ids

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +22,11 @@ if TYPE_CHECKING:
 SELECTOR_NAMES = ("faq", "default")
 
 log = logging.getLogger(__name__)
+
+# The correlation id of the turn being run (set by bot.metrics.turn_scope): sent to the
+# NLU server as the X-Request-ID header and named in this client's error log lines.
+request_id: ContextVar[str | None] = ContextVar("nlu_request_id", default=None)
+REQUEST_ID_HEADER = "X-Request-ID"
 
 
 class NLUUnavailable(Exception):
@@ -108,11 +115,24 @@ def split_urls(value: str | list[str] | tuple[str, ...]) -> list[str]:
 COOLDOWN_SECONDS = 30.0
 
 
+def server_label(url: str) -> str:
+    """host:port of a server URL, for metrics and logs (never a user, password or token)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = 0
+    return f"{parts.hostname or '?'}:{port}"
+
+
 class _Server:
     """One NLU server: its connection pool and until when it is skipped."""
 
     def __init__(self, url: str, http: httpx.Client) -> None:
         self.url = url
+        self.label = server_label(url)
         self.http = http
         self.down_until = 0.0
 
@@ -124,11 +144,16 @@ class NLUClient:
     timeout, 5xx) is skipped for `cooldown` seconds, then tried again; when every server
     is cooling down, the one that comes back first is asked anyway. Each attempt (at most
     `retries` + 1 per parse) goes to the next server, so a retry after a failure lands on
-    another server when there is one."""
+    another server when there is one.
+
+    `observer`, when set, is called after each attempt with the server's host:port, the
+    seconds it took and the error's class name (None on success): bot.metrics.observe_nlu.
+    The current turn's correlation id (`request_id`) goes along as X-Request-ID."""
 
     def __init__(self, base_url: str | list[str], timeout: float = 3.0, retries: int = 1,
                  token: str | None = None, cooldown: float = COOLDOWN_SECONDS,
-                 clock=time.monotonic) -> None:
+                 clock=time.monotonic,
+                 observer: Callable[[str, float, str | None], None] | None = None) -> None:
         import httpx
 
         urls = split_urls(base_url)
@@ -137,6 +162,7 @@ class NLUClient:
         self.retries = retries
         self.cooldown = cooldown
         self.clock = clock
+        self.observer = observer
         # Rasa's --auth-token is sent as the `token` query parameter on every request.
         params = {"token": token} if token else None
         self._servers = [_Server(url, httpx.Client(base_url=url, timeout=timeout,
@@ -166,26 +192,42 @@ class NLUClient:
         import httpx
 
         last_error: Exception | None = None
+        rid = request_id.get()
+        headers = {REQUEST_ID_HEADER: rid} if rid else None
         for attempt in range(self.retries + 1):
             server = self._pick()
             started = time.perf_counter()
             try:
-                response = server.http.post("/model/parse", json={"text": text})
+                response = server.http.post("/model/parse", json={"text": text},
+                                            headers=headers)
                 response.raise_for_status()
                 parse = Parse.from_rasa(response.json())
             except (httpx.HTTPError, ValueError, KeyError) as exc:
                 last_error = exc
+                self._observe(server, started, type(exc).__name__)
                 if _server_fault(exc) and len(self._servers) > 1:
                     self._failed(server)
                 log.warning(
                     "nlu request failed",
                     extra={"attempt": attempt + 1, "error": type(exc).__name__,
-                           "server": self._servers.index(server)},
+                           "server": self._servers.index(server), "host": server.label,
+                           "request_id": rid},
                 )
                 continue
-            log.debug("nlu parse", extra={"ms": round((time.perf_counter() - started) * 1000, 1)})
+            ms = self._observe(server, started, None)
+            log.debug("nlu parse", extra={"ms": ms, "host": server.label, "request_id": rid})
             return parse
         raise NLUUnavailable(str(last_error)) from last_error
+
+    def _observe(self, server: _Server, started: float, error: str | None) -> float:
+        """Report one attempt to the observer; return its milliseconds."""
+        seconds = time.perf_counter() - started
+        if self.observer is not None:
+            try:
+                self.observer(server.label, seconds, error)
+            except Exception:  # metrics never break a parse
+                log.debug("nlu observer failed", exc_info=True)
+        return round(seconds * 1000, 1)
 
     def is_ready(self) -> bool:
         """Return True when at least one server answers and has a model loaded."""

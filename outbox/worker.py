@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.metrics import count
 from db.errors import is_transient
 from db.outbox import PENDING
 from outbox import store
@@ -658,6 +659,7 @@ class Worker:
         hand it to the recorder, which writes many outcomes in one transaction. A 429
         pauses every sender; during a paid broadcast it also cuts the paid rate of all
         workers (store.throttle), which then climbs back."""
+        count("outbox_sends", result=outcome.kind)  # (prokus_outbox_sends_total)
         if outcome.kind == SENT:
             self.sent += 1
         if outcome.kind == RETRY_AFTER:
@@ -706,10 +708,12 @@ class Worker:
                                    detail or "no answer from Telegram")
 
     # ------------------------------------------------------------------ fast path
-    async def deliver(self, channel: str, external_id: str) -> int:
+    async def deliver(self, channel: str, external_id: str,
+                      first_sent: Callable[[], None] | None = None) -> int:
         """Send a user's due replies now, in order (right after their turn committed), each
         recorded before and after its call like any row. Returns how many were sent. A
-        reply that must be retried is left to the workers (after its backoff)."""
+        reply that must be retried is left to the workers (after its backoff).
+        `first_sent` is called once the first of them reached Telegram (reply latency)."""
         sent = 0
         if not self.registered.is_set():  # just started, or the database was away
             await asyncio.wait_for(self.registered.wait(), timeout=30)
@@ -731,6 +735,9 @@ class Worker:
             await self._send_one(item_id, one, slot)
             if self.sent > before:
                 sent += 1
+                if sent == 1 and first_sent is not None:
+                    with contextlib.suppress(Exception):
+                        first_sent()
                 continue
             # Not sent: a 429 or a transient error puts the row back with a short wait;
             # wait here when it is short (the user is waiting), else leave it to workers.

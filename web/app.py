@@ -61,7 +61,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
     otherwise one is made from DATABASE_URL and disposed of at shutdown. `clock` returns
     an aware datetime (tests move it).
 
-    `/healthz` and `/readyz` are always there (no login, no personal data). With `webhook`
+    `/healthz`, `/readyz` and `/metrics` are always there (no login, no personal data;
+    /metrics wants `Authorization: Bearer <PROKUS_METRICS_TOKEN>` when that is set). With `webhook`
     (a bot.webhook.WebhookService) `POST /telegram/webhook` feeds the Telegram bot, started
     and stopped with the app; with `console=False` the console's pages are not served."""
     own_engine = engine is None
@@ -87,7 +88,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None,
             if own_engine:
                 engine.dispose()
 
-    service = service_app(engine, webhook)
+    service = service_app(engine, webhook, metrics_token=metrics_token(settings))
     app = Starlette(
         routes=[Mount("/static", StaticFiles(directory=STATIC), name="static"), *all_routes()],
         middleware=[Middleware(RequestLogMiddleware),
@@ -128,8 +129,17 @@ class ServiceRoutes:
         await self.app(scope, receive, send)
 
 
-def service_app(engine: Engine, webhook: WebhookService | None) -> Starlette:
-    """/healthz, /readyz and (with a webhook) POST /telegram/webhook."""
+def metrics_token(settings: Settings) -> str | None:
+    """The bearer token /metrics asks for: PROKUS_METRICS_TOKEN (None: no token needed)."""
+    return settings.metrics_token
+
+
+def service_app(engine: Engine, webhook: WebhookService | None,
+                metrics_token: str | None = None) -> Starlette:
+    """/healthz, /readyz, /metrics and (with a webhook) POST /telegram/webhook."""
+    from bot import metrics
+
+    figures = metrics.DatabaseFigures(make_sessionmaker(engine))
 
     async def healthz(request: Request) -> Response:
         """The process is up (no database, no NLU)."""
@@ -161,8 +171,20 @@ def service_app(engine: Engine, webhook: WebhookService | None) -> Starlette:
         return JSONResponse(body, status_code=503 if down else 200,
                             headers={"cache-control": "no-store"})
 
+    async def metrics_page(request: Request) -> Response:
+        """Prometheus text exposition of this process (all workers of the instance in
+        multiprocess mode) and the database figures; 403 without the token when one is
+        set."""
+        if not metrics.authorised(request.headers.get("authorization"), metrics_token):
+            return PlainTextResponse("Forbidden", status_code=403,
+                                     headers={"cache-control": "no-store"})
+        body = await asyncio.to_thread(metrics.render, figures)
+        return Response(body, media_type=metrics.CONTENT_TYPE,
+                        headers={"cache-control": "no-store"})
+
     routes = [Route("/healthz", healthz, methods=["GET", "HEAD"]),
-              Route("/readyz", readyz, methods=["GET", "HEAD"])]
+              Route("/readyz", readyz, methods=["GET", "HEAD"]),
+              Route("/metrics", metrics_page, methods=["GET"])]
     if webhook is not None:
         from bot.webhook import PATH
 
@@ -174,10 +196,18 @@ def app_from_env() -> Starlette:
     """The app factory of `prokus serve --workers N` (uvicorn imports it by name in each
     worker process): read the settings from the environment, set up the redacting logging
     and build this worker's app with its own engine (disposed of at shutdown)."""
+    import atexit
+    import multiprocessing
     import os
 
+    from bot import metrics
     from bot.logging import configure_logging
 
+    # uvicorn's worker processes (children of `prokus serve`) share one metrics directory,
+    # so /metrics, answered by whichever worker gets the scrape, shows the sum of them all.
+    if (multiprocessing.parent_process() is not None
+            or os.environ.get(metrics.MULTIPROC_ENV)) and metrics.use_multiprocess_dir():
+        atexit.register(metrics.mark_process_dead)
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)
     webhook = None
