@@ -441,7 +441,9 @@ class Worker:
     def _blocks(self, claimed: list[store.Claimed],
                 metas: dict[int, store.MessageMeta | None]):
         """The claimed rows in blocks of about block_seconds of sends, each block of one
-        mode (paid or not), in claim order (priority first)."""
+        mode (paid or not), in claim order (priority first). A block may hold rows of
+        several messages (replies and notices are one message each): `meta` only sets the
+        block's pace; each row is sent with its own message (see _send_claimed)."""
         blocks: list[tuple[store.MessageMeta | None, list[int]]] = []
         for row in claimed:
             meta = metas.get(row.message_id)
@@ -468,8 +470,10 @@ class Worker:
             rates = [self.paid_rate(m) for m in metas.values() if m is not None and m.paid]
             self.claim_rate = max(rates) if rates else self.config.rate
             limit = asyncio.Semaphore(self.config.max_in_flight)
+            # Each row's own message (text, buttons, mode): never the block's first one.
+            row_meta = {c.item_id: metas.get(c.message_id) for c in claimed}
             for meta, block in self._blocks(claimed, metas):
-                if not await self._send_block(meta, block, limit, stop):
+                if not await self._send_block(meta, block, limit, stop, row_meta):
                     break
                 started += len(block)
         finally:
@@ -478,9 +482,11 @@ class Worker:
                 self.reconcile_needed = True
 
     async def _send_block(self, meta: store.MessageMeta | None, block: list[int],
-                          limit: asyncio.Semaphore, stop: asyncio.Event) -> bool:
-        """Reserve the block's slots, record its attempts, start its sends. False when the
-        rest of the claim is to be left (stop, or no slots for a while)."""
+                          limit: asyncio.Semaphore, stop: asyncio.Event,
+                          row_meta: dict[int, store.MessageMeta | None]) -> bool:
+        """Reserve the block's slots, record its attempts, start its sends (each row with
+        its own message, `row_meta`; `meta` sets the pace). False when the rest of the
+        claim is to be left (stop, or no slots for a while)."""
         interval = self._interval_for(meta)
         # Bulk takes slots only while the pacer is less than this far ahead, so a reply
         # waits at most that long (paid blocks need room for two workers' blocks).
@@ -517,7 +523,8 @@ class Worker:
         if len(going) < len(block):
             self.finished_since_report = True
         for index, attempt in enumerate(attempts):
-            self._spawn(self._fire(attempt, meta, first + index * interval, interval, limit))
+            self._spawn(self._fire(attempt, row_meta.get(attempt.item_id), first + index * interval,
+                                   interval, limit))
         return True
 
     async def _fire(self, attempt: store.Attempt, meta: store.MessageMeta | None,

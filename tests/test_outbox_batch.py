@@ -103,6 +103,49 @@ def test_every_call_is_recorded_before_and_after_with_paid_batches(sessions):
 FIRST_CHAT_OUTBOX = 7_000_000  # tests.test_outbox.make_users' default
 
 
+class RecordingSender:
+    """Answers "sent" and keeps (chat, text, markup) of every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict | None]] = []
+
+    async def send(self, chat_id: str, text: str, markup=None, paid: bool = False) -> Outcome:
+        self.calls.append((chat_id, text, markup))
+        return Outcome(SENT)
+
+
+def test_rows_of_different_messages_claimed_together_each_get_their_own_text(sessions):
+    """A worker's claim mixes messages (replies left after the grace, status notices, a
+    reminder): each recipient gets their own message and buttons, never another's (a
+    block once sent every row with the text of its first message)."""
+    from actions.types import Button, Reply
+    from db.outbox import enqueue_replies
+
+    users = make_users(sessions, 40)
+    with sessions.begin() as session:
+        for i, user in enumerate(users[:30]):
+            enqueue_replies(session, user, [Reply(f"Balasan pribadi untuk nomor {i}",
+                                                  buttons=(Button(f"Tombol {i}", f"/p{i}"),))],
+                            "Bagikan", lambda text: [text])
+        for i, user in enumerate(users[30:]):
+            enqueue(session, "notice", f"Status pendaftaran nomor {30 + i}", [user], "test")
+    sender = RecordingSender()
+
+    async def main():
+        worker = Worker(sessions, sender, WorkerConfig(rate=200.0, poll_seconds=0.05,
+                                                       reply_grace_seconds=0.0))
+        await asyncio.wait_for(worker.run(asyncio.Event(), until_idle=True), 60)
+
+    asyncio.run(main())
+    assert len(sender.calls) == 40
+    for chat, text, markup in sender.calls:
+        number = int(chat) - FIRST_CHAT_OUTBOX
+        assert text.endswith(f"nomor {number}"), (chat, text)
+        if number < 30:
+            assert f"Tombol {number}" in str(markup), (chat, markup)
+    assert states(sessions) == Counter({"sent": 40})
+
+
 @pytest.mark.parametrize("paid_rate", [None, 150.0], ids=["free", "paid"])
 def test_notices_and_due_reminders_go_before_a_running_broadcast(sessions, fake, paid_rate):
     """A status notice, a handoff reply and a reminder that falls due while a bulk
