@@ -179,7 +179,8 @@ def build_assistant(settings: Settings, nlu: NLU, engine: Engine | None = None) 
     install_tag_key(settings)  # the per-user log tag's key (HMAC, issue 16)
     engine = engine or make_engine(settings.database_url)
     concurrency = settings.nlu_concurrency
-    guarded = GuardedNLU(nlu, max_concurrent=concurrency)
+    # (a call waits for a free slot at most as long as a call may take)
+    guarded = GuardedNLU(nlu, max_concurrent=concurrency, wait_seconds=settings.nlu_timeout)
     # One thread for every call the guard admits (in flight or waiting for a slot), so a
     # call never waits in the executor's own queue, where no time limit applies.
     dialogue = Dialogue(guarded, Responses.load(), threshold=settings.nlu_threshold,

@@ -82,8 +82,10 @@ class GuardedNLU:
             got = self.slots.acquire(timeout=self.wait_seconds)
         finally:
             self._leave_queue()
-        if not got:  # every slot held that long: the server is hung or overloaded
-            self._record(False)
+        if not got:  # every slot held that long: shed this call. Not a failure of the
+            # server: a busy NLU (a burst of users) must not open the breaker and answer
+            # "gangguan" to everyone for open_seconds; a hung one trips it through the
+            # timeouts of the calls that hold the slots.
             raise NLUUnavailable("nlu busy")
         try:
             parse = self.inner.parse(text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import psycopg
 import pytest
@@ -122,6 +123,30 @@ def test_a_turn_needing_no_nlu_does_not_wait_for_a_hung_nlu(sqlite_engine, texts
     assert menu and menu[0].buttons
     nlu_down = texts("nlu_down")
     assert all(replies[0].text == nlu_down for replies in hung)
+
+
+def test_calls_shed_while_every_slot_is_busy_do_not_open_the_breaker():
+    """A burst on a healthy but busy NLU: calls that wait too long for a slot are refused
+    (the user gets the "gangguan" text for that message), but the breaker stays closed,
+    so the next calls are served instead of refused for open_seconds."""
+    release = threading.Event()
+
+    class Busy(FakeNLU):
+        def parse(self, text_):
+            release.wait(5)
+            return super().parse(text_)
+
+    guarded = GuardedNLU(Busy(), max_concurrent=1, failures=3, wait_seconds=0.05)
+    holder = threading.Thread(target=guarded.parse, args=("halo",))
+    holder.start()
+    time.sleep(0.1)
+    for _ in range(5):
+        with pytest.raises(NLUUnavailable, match="busy"):
+            guarded.parse("halo")
+    release.set()
+    holder.join()
+    assert not guarded.is_open
+    assert guarded.parse("halo") is not None
 
 
 def test_breaker_opens_after_failures_and_probes_later():
