@@ -14,7 +14,7 @@ export NLU_PORT
 # development key is made in data/dev-data-key (never for production; PostgreSQL refuses).
 DATA_KEY_NOTE := test -n "$$PROKUS_DATA_KEY$$PROKUS_DATA_KEY_FILE" || echo "==> No PROKUS_DATA_KEY set: personal data is encrypted with the local development key $${PROKUS_DEV_KEY_FILE:-data/dev-data-key}"
 
-.PHONY: help setup train db chat test run worker web nlu-serve nlu-eval nlu-validate nlu-compare conversations conversations-fresh bench bench-broadcast bench-load bench-web lint clean
+.PHONY: help setup train db chat test run worker web nlu-serve nlu-eval nlu-validate nlu-compare conversations conversations-fresh bench bench-broadcast bench-load bench-e2e bench-web lint clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -96,6 +96,9 @@ bench-broadcast: $(VENV)/.installed ## Broadcast to N (10000) at RATE (30)/s via
 
 bench-load: $(VENV)/.installed ## Load on `prokus run` (fake Bot API, stub NLU): latency, capacity, hung NLU, broadcast -> results/bench-load.json
 	@$(VENV)/bin/python scripts/bench_load.py $(BENCH_LOAD_ARGS)
+
+bench-e2e: train ## End to end, real NLU: echo ceiling, polling SQLite/PostgreSQL, 2 webhook instances behind HAProxy; USERS (200) -> results/bench-e2e.json
+	@$(VENV)/bin/python scripts/bench_e2e.py --users $(or $(USERS),200) $(BENCH_E2E_ARGS)
 
 bench-web: $(VENV)/.installed ## Console under 20 operators, 100,000 registrations on PostgreSQL: queue/detail/dashboard p95 -> results/bench-web.json
 	@$(VENV)/bin/python scripts/bench_web.py $(BENCH_WEB_ARGS)

@@ -19,6 +19,7 @@ import itertools
 import json
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -139,6 +140,7 @@ class FakeTelegram:
         self._server = _QuietServer(("127.0.0.1", port), handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._dispatch_webhooks, daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -179,6 +181,14 @@ class FakeTelegram:
             self.known_chats: dict[int, dict[str, Any]] = {}
             self.webhook: dict[str, Any] = {"url": ""}
             self.webhook_errors: list[str] = []
+            # (update_id, time, error or None) of every webhook delivery attempt
+            self.webhook_attempts: list[tuple[int, float, str | None]] = []
+            self.webhook_timeout = 10.0
+            self.webhook_retry_first = 0.5
+            self.webhook_retry_max = 8.0
+            self._in_flight: set[int] = set()
+            self._retry_at: dict[int, float] = {}
+            self._backoff: dict[int, float] = {}
             self._closed = False
             self._cond.notify_all()
 
@@ -228,8 +238,10 @@ class FakeTelegram:
 
     def push_message(self, user_id: int, first_name: str = "Pengguna",
                      chat_type: str = "private", chat_id: int | None = None,
-                     **content: Any) -> dict[str, Any]:
-        """Queue a message update from a user; `content` holds text/contact/sticker/..."""
+                     queue: bool = True, **content: Any) -> dict[str, Any]:
+        """Queue a message update from a user; `content` holds text/contact/sticker/...
+        With queue=False the update is numbered and returned but not delivered (a test
+        posts it to the webhook itself)."""
         with self._cond:
             chat = self._chat(user_id, first_name, chat_id, chat_type)
             message = {
@@ -245,6 +257,8 @@ class FakeTelegram:
                 message["entities"] = [{"type": "bot_command", "offset": 0,
                                         "length": len(command)}]
             self.user_messages[chat["id"]].append(message)
+            if not queue:
+                return {"update_id": next(self._update_ids), "message": message}
             return self._queue({"message": message})
 
     def push_text(self, user_id: int, text: str, **kw: Any) -> dict[str, Any]:
@@ -321,27 +335,86 @@ class FakeTelegram:
         update = {"update_id": next(self._update_ids), **update}
         self.updates.append(update)
         self._cond.notify_all()
-        if self.webhook.get("url"):
-            threading.Thread(target=self._deliver_webhook, daemon=True).start()
         return update
 
-    def _deliver_webhook(self) -> None:
+    # ----------------------------------------------------------------- webhook delivery
+    def _dispatch_webhooks(self) -> None:
+        """Deliver pending updates to the webhook the way Telegram does: up to
+        `max_connections` requests at once, one user's (chat's) updates one after the other
+        in update_id order (the next only after the previous got a 2xx), and a failed
+        delivery (no connection, a timeout, any status but 2xx) tried again after a back-off
+        that doubles from `webhook_retry_first` up to `webhook_retry_max` seconds."""
+        while True:
+            with self._cond:
+                if self._closed:
+                    return
+                url = self.webhook.get("url")
+                wait = 1.0
+                picked: list[tuple[int, dict[str, Any]]] = []
+                if url:
+                    now = time.monotonic()
+                    limit = self.webhook.get("max_connections", 40)
+                    heads: set[int] = set()
+                    for update in self.updates:
+                        chat = _update_chat(update)
+                        if chat in heads:
+                            continue  # only a chat's first pending update may go
+                        heads.add(chat)
+                        if chat in self._in_flight:
+                            continue
+                        retry_at = self._retry_at.get(chat, 0.0)
+                        if retry_at > now:
+                            wait = min(wait, retry_at - now)
+                            continue
+                        if len(self._in_flight) >= limit:
+                            break
+                        self._in_flight.add(chat)
+                        picked.append((chat, update))
+                    secret = self.webhook.get("secret_token")
+                for chat, update in picked:
+                    threading.Thread(target=self._deliver_one, daemon=True,
+                                     args=(chat, update, url, secret)).start()
+                if not picked:
+                    self._cond.wait(max(wait, 0.005))
+
+    def _deliver_one(self, chat: int, update: dict[str, Any], url: str,
+                     secret: str | None) -> None:
+        request = urllib.request.Request(url, data=json.dumps(update).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+        if secret:
+            request.add_header("X-Telegram-Bot-Api-Secret-Token", secret)
+        error = None
+        try:
+            with urllib.request.urlopen(request, timeout=self.webhook_timeout) as response:
+                if not 200 <= response.status < 300:
+                    error = f"Wrong response from the webhook: {response.status}"
+        except urllib.error.HTTPError as exc:
+            error = f"Wrong response from the webhook: {exc.code} {exc.reason}"
+        except OSError as exc:  # refused, reset, timed out
+            error = f"Connection failed: {exc}"
         with self._cond:
-            pending, self.updates = self.updates[:], []
-            url, secret = self.webhook["url"], self.webhook.get("secret_token")
-        for update in pending:
-            request = urllib.request.Request(
-                url, data=json.dumps(update).encode(), method="POST",
-                headers={"Content-Type": "application/json"},
-            )
-            if secret:
-                request.add_header("X-Telegram-Bot-Api-Secret-Token", secret)
-            try:
-                urllib.request.urlopen(request, timeout=10).close()
-            except OSError as exc:
-                with self._cond:
-                    self.webhook_errors.append(str(exc))
-                    self.updates.insert(0, update)
+            self._in_flight.discard(chat)
+            self.webhook_attempts.append((update["update_id"], time.time(), error))
+            if error is None:
+                with contextlib.suppress(ValueError):
+                    self.updates.remove(update)
+                self._retry_at.pop(chat, None)
+                self._backoff.pop(chat, None)
+            else:
+                self.webhook_errors.append(error)
+                backoff = min(self._backoff.get(chat, self.webhook_retry_first / 2) * 2,
+                              self.webhook_retry_max)
+                self._backoff[chat] = backoff
+                self._retry_at[chat] = time.monotonic() + backoff
+            self._cond.notify_all()
+
+    def webhook_stats(self) -> dict[str, int]:
+        """Delivery attempts, deliveries that failed, updates delivered (2xx), pending."""
+        with self._cond:
+            failed = sum(1 for _, _, error in self.webhook_attempts if error)
+            return {"attempts": len(self.webhook_attempts), "failed": failed,
+                    "delivered": len(self.webhook_attempts) - failed,
+                    "pending": len(self.updates)}
 
     def messages(self, chat_id: int) -> list[SentMessage]:
         """Everything the bot sent to this chat (deleted messages included, marked)."""
@@ -440,8 +513,6 @@ class FakeTelegram:
         self.webhook = {"url": url, "secret_token": params.get("secret_token"),
                         "max_connections": _int(params.get("max_connections")) or 40,
                         "allowed_updates": params.get("allowed_updates")}
-        if url and self.updates:
-            threading.Thread(target=self._deliver_webhook, daemon=True).start()
         return True
 
     def api_deletewebhook(self, params):
@@ -698,6 +769,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(exc.code, exc.body())
             return
         self._send(200, {"ok": True, "result": result})
+
+
+def _update_chat(update: dict[str, Any]) -> int:
+    """The chat an update belongs to (Telegram keeps one chat's updates in order)."""
+    for key in ("message", "edited_message", "callback_query"):
+        body = update.get(key)
+        if body:
+            chat = (body.get("message") or {}).get("chat") or body.get("chat") or body["from"]
+            return int(chat["id"])
+    return 0
 
 
 def _decode(key: str, value: Any) -> Any:
