@@ -12,10 +12,10 @@ balancer, one PostgreSQL):
   so a redelivery that still slips through (two instances) runs no second turn;
 - one user's updates run one at a time: the process's per-user lock
   (bot.telegram.PerUserUpdateProcessor), and on PostgreSQL a session-level advisory lock on
-  the user's key around the whole turn (`InboxGate`, see `UserLocks` for why not
-  pg_advisory_xact_lock); under those locks the user's earlier stored updates that are
-  still pending are processed first, in update_id order, and an update that another
-  instance processed meanwhile is skipped.
+  the user's key around the whole turn (`InboxGate`; all of an instance's locks on one
+  connection, see `UserLocks`, also for why not pg_advisory_xact_lock); under those locks
+  the user's earlier stored updates that are still pending are processed first, in
+  update_id order, and an update that another instance processed meanwhile is skipped.
 Stalled updates (an instance died after storing them) are queued again by a sweep, and
 processed updates are purged after a day (db.inbox.KEEP).
 """
@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import json
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import ThreadPoolExecutor
@@ -57,7 +58,7 @@ MAX_UPDATE_BYTES = 1024 * 1024
 # inbox_stalled_seconds (PROKUS_INBOX_SWEEP_SECONDS, PROKUS_INBOX_STALLED_SECONDS). Taking
 # over an update that is in fact still running is harmless: the user's lock makes the
 # sweep wait for it, then the claim says it is done.
-MAX_CONCURRENT = 64  # updates in progress at once in one instance (PTB's processor)
+LOCK_RETRY_SECONDS = 0.01  # first wait when another instance holds a user's lock
 
 
 def lock_key(user_key: str) -> int:
@@ -67,67 +68,95 @@ def lock_key(user_key: str) -> int:
 
 
 class UserLocks:
-    """One user's turns at a time across processes: `pg_advisory_lock(lock_key(user))`.
+    """One user's turns at a time across processes: the session-level advisory lock
+    `lock_key(user)`, held for the whole turn.
 
-    A session-level lock held on a connection of its own (committed, so it is never
-    "idle in transaction") for the whole turn. pg_advisory_xact_lock in the turn's
-    transaction is not enough here: a turn that needs the NLU rolls its transaction back,
-    asks the NLU with no transaction open and runs again, so a transaction-scoped lock
-    would be let go during the NLU call and the user's next update could overtake it.
-    Waits happen in a pool of their own, so instances waiting on each other's locks never
-    starve the threads that do the turns' database work. On SQLite (one instance) it does
-    nothing: the per-user lock of the process is enough."""
+    All of an instance's locks live on ONE PostgreSQL connection of their own (a session
+    may hold many advisory locks), taken with `pg_try_advisory_lock` and, when another
+    instance holds the user's lock, tried again after a short wait (LOCK_RETRY_SECONDS,
+    growing to 0.2 s). A connection per waiting turn would take one PostgreSQL connection
+    per user in flight: 60 users at once on two instances exhausted max_connections (100)
+    in the end-to-end benchmark. The calls are serialised on that connection by a thread
+    lock and last a millisecond; they run in a thread of their own, so the event loop never
+    waits on the database.
 
-    def __init__(self, database_url: str, size: int = MAX_CONCURRENT) -> None:
+    Why a session lock and not pg_advisory_xact_lock in the turn's transaction: a turn that
+    needs the NLU rolls its transaction back, asks the NLU with no transaction open and
+    runs again, so a transaction-scoped lock would be let go during the NLU call and the
+    user's next update could overtake it.
+
+    If the lock connection breaks, PostgreSQL drops the locks it held: the turns in flight
+    finish (each update is still processed at most once, by its claim) and new turns take
+    their locks on a new connection. On SQLite (one instance) it does nothing: the per-user
+    lock of the process is enough."""
+
+    def __init__(self, database_url: str) -> None:
         from sqlalchemy.engine import make_url
+        from sqlalchemy.pool import NullPool
 
         from db.engine import normalise_url
 
         url = normalise_url(database_url)
         self.engine: Engine | None = None
         if make_url(url).get_backend_name() == "postgresql":
-            self.engine = create_engine(url, pool_size=4, max_overflow=size, pool_pre_ping=True,
-                                        hide_parameters=True)
-        self._pool = ThreadPoolExecutor(size, thread_name_prefix="user-lock")
+            self.engine = create_engine(url, poolclass=NullPool, hide_parameters=True)
+        self._conn = None
+        self._guard = threading.Lock()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="user-lock")
+        self.waits = 0  # times a lock was found held by another instance
 
-    def _lock(self, key: int):
+    def _call(self, sql: str, key: int) -> bool:
+        """Run one advisory-lock function on the lock connection (a new connection when it
+        broke: one retry); its boolean result."""
         assert self.engine is not None
-        conn = self.engine.connect()
-        try:
-            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
-            conn.commit()
-        except BaseException:
-            conn.invalidate()
-            conn.close()
-            raise
-        return conn
-
-    @staticmethod
-    def _unlock(conn, key: int) -> None:
-        try:
-            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-            conn.commit()
-        except Exception:  # a broken connection: closing it ends the session and its locks
-            conn.invalidate()
-        finally:
-            conn.close()
+        unlock = "unlock" in sql
+        with self._guard:
+            for attempt in range(2):
+                try:
+                    if self._conn is None:
+                        self._conn = self.engine.connect()
+                    result = bool(self._conn.execute(text(sql), {"key": key}).scalar())
+                    self._conn.commit()
+                    return result
+                except Exception:
+                    if self._conn is not None:
+                        with contextlib.suppress(Exception):
+                            self._conn.invalidate()
+                            self._conn.close()
+                    self._conn = None
+                    if unlock:  # the lock went with the broken connection
+                        return False
+                    if attempt == 1:
+                        raise
+            return False
 
     @contextlib.asynccontextmanager
     async def hold(self, user_key: str) -> AsyncIterator[None]:
-        """Hold the user's lock (waiting for another process to let it go)."""
+        """Hold the user's lock (waiting while another process holds it)."""
         if self.engine is None:
             yield
             return
         loop = asyncio.get_running_loop()
         key = lock_key(user_key)
-        conn = await loop.run_in_executor(self._pool, self._lock, key)
+        wait = LOCK_RETRY_SECONDS
+        while not await loop.run_in_executor(self._pool, self._call,
+                                             "SELECT pg_try_advisory_lock(:key)", key):
+            self.waits += 1
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, 0.2)
         try:
             yield
         finally:
-            await loop.run_in_executor(self._pool, self._unlock, conn, key)
+            await loop.run_in_executor(self._pool, self._call,
+                                       "SELECT pg_advisory_unlock(:key)", key)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._guard:
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    self._conn.close()
+                self._conn = None
         if self.engine is not None:
             self.engine.dispose()
 

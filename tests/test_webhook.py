@@ -515,3 +515,53 @@ def test_inbox_store_and_claim_say_no_to_a_second_time_on_both_backends(engine):
     with sessions() as session:
         assert [row.update_id for row in inbox.pending_before(session, "1", 9999)] == [7002]
         assert inbox.pending_before(session, "1", 7002) == []
+
+
+@pytest.mark.postgres
+def test_user_locks_of_two_instances_exclude_each_other_on_one_connection_each(postgres_url):
+    """Two instances' UserLocks: the same user's lock is held by one at a time (the other
+    waits), different users' locks at once, and each instance holds all of its locks on
+    ONE database connection, however many users are in flight (not one per user: 60 users
+    at once exhausted PostgreSQL's connections)."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from bot.webhook import UserLocks
+    from db.engine import make_engine
+
+    first, second = UserLocks(postgres_url), UserLocks(postgres_url)
+    probe = make_engine(postgres_url)
+    order: list[str] = []
+
+    async def turn(locks: UserLocks, user: str, name: str, seconds: float) -> None:
+        async with locks.hold(user):
+            order.append(f"{name} in")
+            await asyncio.sleep(seconds)
+            order.append(f"{name} out")
+
+    def held() -> tuple[int, int]:
+        with probe.connect() as conn:
+            return tuple(conn.execute(text(
+                "SELECT count(*), count(DISTINCT pid) FROM pg_locks WHERE locktype = "
+                "'advisory' AND granted AND database = (SELECT oid FROM pg_database "
+                "WHERE datname = current_database())")).one())
+
+    async def scenario() -> tuple[int, int]:
+        task = asyncio.gather(*[turn(first, f"user-{i}", f"a{i}", 0.5) for i in range(40)])
+        await asyncio.sleep(0.2)
+        locks_held = await asyncio.to_thread(held)
+        # the same user on the other instance waits for the first to finish
+        await asyncio.gather(turn(second, "user-7", "b7", 0.0), task)
+        return locks_held
+
+    try:
+        locks, connections = asyncio.run(scenario())
+        assert (locks, connections) == (40, 1)
+        assert order.index("b7 in") > order.index("a7 out")
+        assert second.waits >= 1
+        assert held() == (0, 0)  # all let go
+    finally:
+        first.close()
+        second.close()
+        probe.dispose()
