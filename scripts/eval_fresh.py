@@ -10,6 +10,7 @@ Writes results/nlu-eval-fresh2.json and results/nlu-eval-fresh2-confusion.md.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -30,12 +31,19 @@ def main() -> int:
     parser.add_argument("--name", default="nlu-eval-fresh2")
     args = parser.parse_args()
     examples = load_examples(args.test_set)
-    with nlu_url(Settings.from_env()) as url, httpx.Client(base_url=url, timeout=30) as http:
+    settings = Settings.from_env()
+    with nlu_url(settings) as url:
+        # The server takes a token (Rasa's --auth-token): NLU_AUTH_TOKEN, or the one that
+        # bot.cli.nlu_token generated for the local server it started.
+        token = settings.nlu_auth_token or os.environ.get("NLU_AUTH_TOKEN")
+        http = httpx.Client(base_url=url, timeout=30, params={"token": token} if token else None)
+
         def parse(text: str) -> dict:
             response = http.post("/model/parse", json={"text": text})
             response.raise_for_status()
             return response.json()
-        report = run(examples, parse)
+        with http:
+            report = run(examples, parse)
     write_report(report, ROOT / "results", args.name)
     print(format_summary(report))
     wrong = [e for e in report.errors if coarse(str(e["gold"])) != coarse(str(e["predicted"]))
