@@ -139,8 +139,7 @@ class UserLocks:
         loop = asyncio.get_running_loop()
         key = lock_key(user_key)
         wait = LOCK_RETRY_SECONDS
-        while not await loop.run_in_executor(self._pool, self._call,
-                                             "SELECT pg_try_advisory_lock(:key)", key):
+        while not await self._try_lock(loop, key):
             self.waits += 1
             await asyncio.sleep(wait)
             wait = min(wait * 2, 0.2)
@@ -149,6 +148,20 @@ class UserLocks:
         finally:
             await loop.run_in_executor(self._pool, self._call,
                                        "SELECT pg_advisory_unlock(:key)", key)
+
+    async def _try_lock(self, loop: asyncio.AbstractEventLoop, key: int) -> bool:
+        """pg_try_advisory_lock in the lock thread. Cancelled meanwhile (shutdown): a lock
+        the thread took anyway is let go, so it is not held until the connection closes."""
+        future = loop.run_in_executor(self._pool, self._call,
+                                      "SELECT pg_try_advisory_lock(:key)", key)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                if await future:
+                    await loop.run_in_executor(self._pool, self._call,
+                                               "SELECT pg_advisory_unlock(:key)", key)
+            raise
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

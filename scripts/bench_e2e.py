@@ -151,27 +151,6 @@ class MixedLoad(Load):
         self.users.append(user)
         return user
 
-    def run(self, users: int, seconds: float, think: tuple[float, float]) -> tuple[float, float]:
-        """`users` users at once for `seconds`; a finished user is replaced by a new one."""
-        for _ in range(users):
-            self.new_user()
-        started = time.time()
-        last_log, ticks = started, 0
-        while (now := time.time()) < started + seconds:
-            self.follow(think)
-            for user in list(self.users):
-                if user.waiting is None and not user.finished and user.ready_at <= now:
-                    self.push(user, now)
-            self._replace_finished()
-            if now - last_log > 10:
-                last_log = now
-                log(f"      {now - started:4.0f} s: {self.answered()} turns answered")
-            ticks += 1
-            if ticks % 50 == 0:
-                self.check_diverged()
-            time.sleep(0.005)
-        return started, time.time()
-
 
 # ---------------------------------------------------------------------------- processes
 def peak_rss_mb(pid: int) -> float | None:
@@ -243,7 +222,7 @@ def warm_up(nlu_urls: list[str]) -> None:
 # ---------------------------------------------------------------------------- figures
 def phase(load: MixedLoad, users: int, seconds: float, think: tuple[float, float]) -> dict:
     start_index = len(load.pushes)
-    started, ended = load.run(users, seconds, think)
+    started, ended = load.closed_loop(users, seconds, think)
     pushes: list[Push] = load.pushes[start_index:]
     answered = [p for p in pushes if p.first_reply and started <= p.first_reply <= ended]
     in_window = [p for p in pushes if p.first_reply and p.at >= started + min(5.0, seconds / 4)]

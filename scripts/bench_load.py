@@ -306,18 +306,18 @@ class Load:
             time.sleep(0.005)
         return started
 
-    def closed_loop(self, users: int, seconds: float) -> tuple[float, float]:
-        """`users` users each writing again as soon as the bot answered; (start, end)."""
+    def closed_loop(self, users: int, seconds: float,
+                    think: tuple[float, float] = (0.0, 0.0)) -> tuple[float, float]:
+        """`users` users each writing again `think` seconds (none by default) after the bot
+        answered; a finished user is replaced by a new one; (start, end)."""
         for _ in range(users):
             self.new_user()
         started = time.time()
         last_log, ticks = started, 0
         while (now := time.time()) < started + seconds:
-            self.follow((0.0, 0.0))
-            for user in self.users:
-                if user.waiting is None and user.finished:
-                    continue
-                if user.waiting is None:
+            self.follow(think)
+            for user in list(self.users):
+                if user.waiting is None and not user.finished and user.ready_at <= now:
                     self.push(user, now)
             self._replace_finished()
             if now - last_log > 5:
