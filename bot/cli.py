@@ -79,7 +79,7 @@ def chat(settings: Settings, user_id: str) -> None:
     from bot.app import build_assistant, make_nlu_client
     from bot.console import run
 
-    with sessions(settings):  # the data key checked before the NLU server starts
+    with sessions(settings, migrated=True):  # schema and data key checked before the NLU
         pass
 
     # Keep the conversation readable: logs go to a file, not between the messages.
@@ -115,7 +115,7 @@ def run_bot(settings: Settings, with_worker: bool, metrics_port: int | None,
         )
     from bot.telegram import run_polling
 
-    with sessions(settings):  # the data key checked before anything starts
+    with sessions(settings, migrated=True):  # schema and data key checked first
         pass
     try:
         with nlu_url(settings) as url:

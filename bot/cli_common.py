@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.settings import Settings, SettingsError
+from bot.settings import Settings, SettingsError, mask_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -81,11 +81,27 @@ def require_data_key(settings: Settings, factory: sessionmaker[Session] | None =
         raise click.ClickException(str(error)) from None
 
 
+def require_migrated(settings: Settings) -> None:
+    """Stop with one clear line when the database is not at the code's latest migration
+    (a new or half-made database file, or new code on an old database)."""
+    from db.migrate import revisions
+
+    current, head = revisions(settings.database_url)
+    if current != head:
+        where = "has no tables yet" if current is None else f"is at migration {current}"
+        raise click.ClickException(
+            f"The database {mask_url(settings.database_url)} {where}; this version needs "
+            f"{head}. Run `prokus db upgrade` (or `make db`) first.")
+
+
 @contextlib.contextmanager
-def sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    """A session factory on DATABASE_URL, disposed of afterwards; the data key checked."""
+def sessions(settings: Settings, migrated: bool = False) -> Iterator[sessionmaker[Session]]:
+    """A session factory on DATABASE_URL, disposed of afterwards; the data key checked
+    (and with `migrated`, that the schema is the latest)."""
     from db.engine import make_engine, make_sessionmaker
 
+    if migrated:
+        require_migrated(settings)
     engine = make_engine(settings.database_url)
     try:
         factory = make_sessionmaker(engine)

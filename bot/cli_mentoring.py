@@ -339,7 +339,7 @@ def worker(settings: Settings, until_idle: bool) -> None:
     from bot.cli_common import sessions
     from bot.outbox_runner import run_worker
 
-    with sessions(settings):  # the data key checked before the worker starts
+    with sessions(settings, migrated=True):  # schema and data key checked first
         pass
 
     async def main() -> int:

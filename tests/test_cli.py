@@ -55,6 +55,22 @@ def test_run_without_token_says_what_is_missing(monkeypatch):
     assert isinstance(done.exception, SystemExit)  # a ClickException, not a traceback
 
 
+@pytest.mark.parametrize("command", [["chat"], ["run"], ["worker"]])
+def test_a_database_that_is_not_migrated_is_one_clear_line(command, tmp_path, monkeypatch):
+    """chat, run and worker on a database without the latest migration say what to do
+    (they used to fail mid-conversation with "no such table: outbox")."""
+    import sqlite3
+
+    target = tmp_path / "half.db"
+    sqlite3.connect(target).execute("CREATE TABLE leftover (id INTEGER)").connection.close()
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{target}")
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456789:TEST-fake-token-for-the-fake-bot-api")
+    done = CliRunner().invoke(main, command)
+    assert done.exit_code == 1, done.output
+    assert "has no tables yet" in done.output and "prokus db upgrade" in done.output
+    assert isinstance(done.exception, SystemExit)  # a ClickException, not a traceback
+
+
 def test_db_upgrade_and_demo_on_a_new_sqlite_file(tmp_path, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/new/prokus.db")
     runner = CliRunner()

@@ -23,13 +23,18 @@ def imported_top_level_modules() -> set[str]:
     return found
 
 
+def canonical(name: str) -> str:
+    """A distribution name as PEP 503 compares them (prometheus_client = prometheus-client)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def test_every_declared_dependency_is_imported():
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    names = {re.split(r"[\[<>=!~ ]", spec, maxsplit=1)[0].lower() for spec in declared}
+    names = {canonical(re.split(r"[\[<>=!~ ]", spec, maxsplit=1)[0]) for spec in declared}
     modules_of: dict[str, set[str]] = {}
     for module, distributions in packages_distributions().items():
         for distribution in distributions:
-            modules_of.setdefault(distribution.lower(), set()).add(module)
+            modules_of.setdefault(canonical(distribution), set()).add(module)
     imported = imported_top_level_modules()
     unused = sorted(name for name in names - set(INDIRECT)
                     if not modules_of.get(name, set()) & imported)
