@@ -347,6 +347,10 @@ class Worker:
         if claimed:
             await self._send_claimed(claimed, stop)
             return False
+        if until_idle and not self.in_flight:
+            # Record the outcomes still buffered first: the reports below must see them (a
+            # report queued only in _drain, after the loop, was never sent).
+            await self._flush_outcomes()
         await self._reports()  # cheap unless rows finished since the last look
         if until_idle and not self.in_flight and await self._idle():
             return True
