@@ -87,7 +87,7 @@ def enqueue_replies(session: Session, user_id: int, replies: Iterable[Reply],
     ids: list[int] = []
     now = utcnow()
     turn = current_turn.get()
-    correlation = getattr(turn, "correlation_id", None) if turn is not None else None
+    correlation = current_correlation_id()
     for reply in replies:
         *first, last = split(reply.text) or [reply.text]
         parts = [(part, None) for part in first] + [(last, markup_of(reply, contact_label))]
