@@ -296,6 +296,49 @@ def start_send(session: Session, item_id: int, worker_id: str, now: datetime,
     return Attempt(item.id, user.external_id, text or "", markup)
 
 
+@dataclass(frozen=True)
+class ReplyStart:
+    """What `begin_reply` did: the row claimed, its send slot and, when the attempt was
+    recorded in the same transaction, what to send (`attempt`). `done`: the row needs no
+    call (it expired, or its recipient is gone)."""
+    item_id: int
+    slot: float
+    attempt: Attempt | None = None
+    done: bool = False
+
+
+def begin_reply(session: Session, channel: str, external_id: str, worker_id: str,
+                now: datetime, interval: float, now_s: float, start_by: float,
+                per_chat: timedelta) -> ReplyStart | None:
+    """The fast path in one transaction: claim the user's next due reply, reserve its send
+    slot and, when that slot is no later than `start_by` (the caller can call the API at
+    once), record the attempt too (`start_send`). A later slot leaves the row claimed: the
+    caller waits and records the attempt just before its slot, so a crash while it waits
+    leaves nothing uncertain. None when nothing of the user's is due."""
+    item_id = claim_reply(session, channel, external_id, worker_id, now)
+    if item_id is None:
+        return None
+    slot = reserve_slots(session, 1, interval, now_s)
+    if slot > start_by:
+        return ReplyStart(item_id, slot)
+    attempt = start_send(session, item_id, worker_id, now, per_chat)
+    return ReplyStart(item_id, slot, attempt, done=attempt is None)
+
+
+def give_back_replies(session: Session, channel: str, external_id: str, worker_id: str,
+                      holding: list[int]) -> None:
+    """A `begin_reply` whose answer was lost (nothing was sent): the user's rows that it
+    may have claimed or started, and that no task of ours holds, go back to pending."""
+    rows = session.scalars(
+        select(OutboxItem.id).join(User, User.id == OutboxItem.user_id)
+        .where(User.channel == channel, User.external_id == external_id,
+               OutboxItem.claimed_by == worker_id,
+               OutboxItem.state.in_((CLAIMED, SENDING)),
+               OutboxItem.id.not_in(holding or [-1]))).all()
+    for item_id in rows:
+        give_back(session, item_id, worker_id)
+
+
 def _locked(session: Session, item_id: int) -> OutboxItem | None:
     """The row, locked for this transaction. PostgreSQL: FOR UPDATE. SQLite ignores FOR
     UPDATE and pysqlite begins a transaction only at the first write, so a no-op UPDATE

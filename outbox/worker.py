@@ -183,6 +183,14 @@ class Worker:
         # Rows this worker's tasks are handling; reconcile leaves these alone.
         self.holding: set[int] = set()
         self.reconcile_needed = False
+        # begin_reply calls under way: the rows they commit join `holding` only once they
+        # return, so reconcile closes the gate to new ones and waits for these (else it
+        # could declare a reply that is being sent uncertain).
+        self.beginning = 0
+        self.begin_gate = asyncio.Event()
+        self.begin_gate.set()
+        self.begins_idle = asyncio.Event()
+        self.begins_idle.set()
         self.stop = asyncio.Event()
         self.sent = 0
         self.claiming = claiming
@@ -369,12 +377,16 @@ class Worker:
     async def _reconcile(self) -> None:
         """Our rows that no task holds: claimed back to pending, sending to uncertain."""
         self.reconcile_needed = False  # an error from here on asks for another round
+        self.begin_gate.clear()
         try:
+            await self.begins_idle.wait()
             requeued, uncertain = await self.db(store.reconcile, self.id,
                                                 sorted(self.holding))
         except BaseException:
             self.reconcile_needed = True
             raise
+        finally:
+            self.begin_gate.set()
         self.finished_since_report |= bool(uncertain)
         if requeued or uncertain:
             log.warning("outbox reconciled its rows",
@@ -729,21 +741,25 @@ class Worker:
         if not self.registered.is_set():  # just started, or the database was away
             await asyncio.wait_for(self.registered.wait(), timeout=30)
         while not self.stop.is_set():
-            item_id = await self.db(store.claim_reply, channel, external_id, self.id, _now())
-            if item_id is None:
+            begun = await self._begin_reply(channel, external_id)
+            if begun is None:
                 return sent
-            self.holding.add(item_id)
-            try:
-                slot = await self.db(store.reserve_slots, 1, self.interval,
-                                     time.time())
-            except BaseException:
-                self.holding.discard(item_id)
-                self.reconcile_needed = True
-                raise
+            item_id = begun.item_id
             before = self.sent
-            one = asyncio.Semaphore(1)
-            await one.acquire()
-            await self._send_one(item_id, one, slot)
+            if begun.attempt is not None:  # recorded `sending`: call the API at its slot
+                try:
+                    fire = max(begun.slot, self.last_fire + self.interval, time.time())
+                    self.last_fire = fire
+                    await asyncio.sleep(max(0.0, fire - time.time()))
+                    await self._record(item_id, await self._call(begun.attempt))
+                finally:
+                    self.holding.discard(item_id)
+            elif begun.done:  # expired, or nobody to send it to
+                self.holding.discard(item_id)
+            else:  # its slot is later (a pause, a busy pacer): record the attempt then
+                one = asyncio.Semaphore(1)
+                await one.acquire()
+                await self._send_one(item_id, one, begun.slot)
             if self.sent > before:
                 sent += 1
                 if sent == 1 and first_sent is not None:
@@ -758,6 +774,42 @@ class Worker:
                 return sent
             await self._sleep(self.stop, wait)
         return sent
+
+    async def _begin_reply(self, channel: str, external_id: str) -> store.ReplyStart | None:
+        """Claim the user's next reply, its slot and (when it can go at once) its attempt,
+        in one transaction (store.begin_reply). Nothing is sent before this returns, so if
+        its answer is lost, what it may have committed goes back to pending."""
+        for attempt in range(1, 4):
+            now_s = time.time()
+            can_start = now_s >= self.pause.until and \
+                self.last_fire + self.interval <= now_s + LEAD_SECONDS
+            await self.begin_gate.wait()
+            self.beginning += 1
+            self.begins_idle.clear()
+            try:
+                begun = await self.db(store.begin_reply, channel, external_id, self.id,
+                                      _now(), self.interval, now_s,
+                                      now_s + LEAD_SECONDS if can_start else 0.0,
+                                      self.per_chat, tries=1)
+                if begun is not None:
+                    self.holding.add(begun.item_id)
+                break
+            except Exception as exc:
+                self._failed("begin_reply", exc, quiet=attempt > 1)
+                try:
+                    await self.db(store.give_back_replies, channel, external_id, self.id,
+                                  sorted(self.holding))
+                except Exception:
+                    self.reconcile_needed = True
+                    raise exc from None
+                if attempt == 3 or not transient(exc):
+                    raise
+                await asyncio.sleep(0.1 * 2 ** attempt)
+            finally:
+                self.beginning -= 1
+                if not self.beginning:
+                    self.begins_idle.set()
+        return begun
 
     # ------------------------------------------------------------------ reports
     async def _reports(self) -> None:
