@@ -76,6 +76,8 @@ MENTOR_COMMANDS = [
 ]
 MENTOR_SYNC_SECONDS = 60
 STALLED_RETRY_SECONDS = 5.0  # a stored update whose turn failed is tried again this often
+# "typing..." only for a turn still running after this long: most replies come sooner.
+TYPING_DELAY_SECONDS = 0.5
 
 
 class UpdateGate(Protocol):
@@ -146,9 +148,11 @@ def addressed_to_other_bot(text: str | None, username: str | None) -> bool:
 class TelegramChannel:
     """Callbacks that turn updates into Turns and send the core's replies back."""
 
-    def __init__(self, assistant: Assistant, delivery: Worker) -> None:
+    def __init__(self, assistant: Assistant, delivery: Worker,
+                 typing_delay: float = TYPING_DELAY_SECONDS) -> None:
         self.assistant = assistant
         self.delivery = delivery  # sends a user's replies from the outbox right away
+        self.typing_delay = typing_delay
         self.texts = assistant.dialogue.texts
         # Updates whose turn marked them handled (or queued the apology) in the inbox.
         self._through_core: set[int] = set()
@@ -169,7 +173,8 @@ class TelegramChannel:
         record = self._record(turn)
         with metrics.turn_scope(record):
             chat_id = update.effective_chat.id
-            typing = asyncio.create_task(self._keep_typing(context, chat_id))
+            typing = asyncio.create_task(self._keep_typing(context, chat_id,
+                                                           self.typing_delay))
             try:
                 replies = await self._handle(context, chat_id, turn, typing)
             except TurnFailed:  # stopping while the database is away: replayed at next start
@@ -247,9 +252,13 @@ class TelegramChannel:
                 await asyncio.to_thread(self.assistant.mark_handled, update.update_id)
 
     @staticmethod
-    async def _keep_typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None:
-        """Show "typing..." while the core works (Telegram shows it for about 5 s)."""
+    async def _keep_typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int,
+                           delay: float = 0.0) -> None:
+        """Show "typing..." while the core works (Telegram shows it for about 5 s), once the
+        turn has taken `delay` seconds: a quick reply needs none (one API call saved per
+        turn)."""
         with contextlib.suppress(TelegramError, asyncio.CancelledError):
+            await asyncio.sleep(delay)
             while True:
                 await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
                 await asyncio.sleep(4.5)
@@ -380,6 +389,7 @@ async def on_startup(application: Application) -> None:
 def build_application(
     token: str, assistant: Assistant, base_url: str = "https://api.telegram.org/bot",
     rate: float = 30.0, gate: UpdateGate | None = None,
+    typing_delay: float = TYPING_DELAY_SECONDS,
 ) -> Application:
     """Wire the Telegram application: handlers in one place, as in PTB's examples.
 
@@ -393,7 +403,7 @@ def build_application(
     metrics.instrument(assistant)  # NLU timings per turn and per server (bot.metrics)
     delivery = Worker(assistant.sessions, TelegramSender(token, base_url),
                       WorkerConfig(rate=rate), claiming=False, pause=PROCESS_PAUSE)
-    channel = TelegramChannel(assistant, delivery)
+    channel = TelegramChannel(assistant, delivery, typing_delay)
     app = (
         ApplicationBuilder()
         .token(token)

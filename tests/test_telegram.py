@@ -51,9 +51,31 @@ def test_start_greets_with_privacy_notice_menu_and_commands(fake, bot, texts):
     chat.command("batal").expect(texts("cancel_idle"))
 
 
-def test_free_text_is_understood_with_typing_indicator(fake, bot, texts):
-    Chat(fake, 1002).send("halo kak").expect(texts("greet"))
-    assert (1002, "typing") in fake.chat_actions
+def test_free_text_is_understood_typing_shown_only_when_the_turn_is_slow(
+        fake, nlu_proxy, sqlite_engine, texts):
+    """A quick turn sends no "typing..." (one API call less per turn); a turn still
+    running after the delay (here: a slow NLU) shows it."""
+
+    class SlowNLU(NLUClient):
+        delay = 0.0
+
+        def parse(self, text, *args, **kwargs):
+            time.sleep(self.delay)
+            return super().parse(text, *args, **kwargs)
+
+    client = SlowNLU(nlu_proxy.url, timeout=3.0, retries=1)
+    assistant = Assistant(Dialogue(client, texts), make_sessionmaker(sqlite_engine))
+    runner = BotRunner(build_application(fake.token, assistant, fake.base_url,
+                                         typing_delay=0.3)).start()
+    try:
+        Chat(fake, 1002).send("halo kak").expect(texts("greet"))
+        assert (1002, "typing") not in fake.chat_actions
+        client.delay = 0.8
+        Chat(fake, 1012).send("halo kak").expect(texts("greet"))
+        assert (1012, "typing") in fake.chat_actions
+    finally:
+        runner.stop()
+        client.close()
 
 
 def test_button_press_answers_callback_marks_choice_and_replies(fake, bot, texts):
