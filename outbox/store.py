@@ -311,18 +311,23 @@ def begin_reply(session: Session, channel: str, external_id: str, worker_id: str
                 now: datetime, interval: float, now_s: float, start_by: float,
                 per_chat: timedelta) -> ReplyStart | None:
     """The fast path in one transaction: claim the user's next due reply, reserve its send
-    slot and, when that slot is no later than `start_by` (the caller can call the API at
+    slot and, when the pacer is free before `start_by` (the caller can call the API at
     once), record the attempt too (`start_send`). A later slot leaves the row claimed: the
     caller waits and records the attempt just before its slot, so a crash while it waits
     leaves nothing uncertain. None when nothing of the user's is due."""
     item_id = claim_reply(session, channel, external_id, worker_id, now)
     if item_id is None:
         return None
-    slot = reserve_slots(session, 1, interval, now_s)
-    if slot > start_by:
-        return ReplyStart(item_id, slot)
+    # Is the shared pacer free now? Read without a lock: reserving comes last, so the pacer
+    # row (whose lock every sender's transaction waits for) is held only for the commit.
+    # A slot taken meanwhile by others makes ours later by a few intervals at most.
+    ahead = session.scalar(select(OutboxPacer.next_at).where(OutboxPacer.name == PACER))
+    if ahead is not None and ahead > start_by:  # not yet: recorded just before its slot
+        return ReplyStart(item_id, reserve_slots(session, 1, interval, now_s))
     attempt = start_send(session, item_id, worker_id, now, per_chat)
-    return ReplyStart(item_id, slot, attempt, done=attempt is None)
+    if attempt is None:  # expired, or nobody to send it to: no slot needed
+        return ReplyStart(item_id, 0.0, done=True)
+    return ReplyStart(item_id, reserve_slots(session, 1, interval, now_s), attempt)
 
 
 def give_back_replies(session: Session, channel: str, external_id: str, worker_id: str,
