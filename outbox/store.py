@@ -28,8 +28,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, exists, func, or_, select, true, update
+from sqlalchemy import bindparam, delete, exists, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -212,18 +213,48 @@ def _mark_claimed(session: Session, ids: list[int], worker_id: str,
 def claim_reply(session: Session, channel: str, external_id: str, worker_id: str,
                 now: datetime) -> int | None:
     """The fast path: claim the next due reply of one user (who just wrote), if nothing of
-    theirs is in flight. Returns its row id, or None."""
-    stmt = (select(OutboxItem.id)
-            .join(User, User.id == OutboxItem.user_id)
-            .where(User.channel == channel, User.external_id == external_id,
-                   OutboxItem.priority == REPLY_PRIORITY,
-                   *_claimable(now, timedelta(0)))
-            .order_by(OutboxItem.id).limit(1))
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(of=OutboxItem, skip_locked=True)
-    row_id = session.scalar(stmt)
-    claimed = _mark_claimed(session, [row_id] if row_id is not None else [], worker_id, now)
-    return claimed[0] if claimed else None
+    theirs is in flight. Returns its row id, or None. (Prebuilt Core statements: this runs
+    about twice per turn, and building the ORM query each time was a fifth of a busy
+    bot's CPU.)"""
+    pick, mark = _reply_statements(session.get_bind().dialect.name)
+    connection = session.connection()
+    row_id = connection.execute(pick, {"channel": channel, "external_id": external_id,
+                                       "now": now}).scalar()
+    if row_id is None:
+        return None
+    return connection.execute(mark, {"item_id": row_id, "claimer": worker_id,
+                                     "at": now}).scalar()
+
+
+_REPLY_STATEMENTS: dict[str, tuple[Any, Any]] = {}
+
+
+def _reply_statements(dialect: str) -> tuple[Any, Any]:
+    """claim_reply's two statements, built once per dialect: pick the user's next due
+    reply (the conditions of `_claimable` for a reply), then mark it claimed."""
+    if dialect not in _REPLY_STATEMENTS:
+        items, users = OutboxItem.__table__, User.__table__
+        other = items.alias("other")
+        busy = exists().where(other.c.user_id == items.c.user_id,
+                              other.c.state.in_((CLAIMED, SENDING)))
+        earlier_reply = exists().where(
+            other.c.user_id == items.c.user_id, other.c.priority == REPLY_PRIORITY,
+            other.c.id < items.c.id, other.c.state == PENDING)
+        pick = (select(items.c.id).join(users, users.c.id == items.c.user_id)
+                .where(users.c.channel == bindparam("channel"),
+                       users.c.external_id == bindparam("external_id"),
+                       items.c.priority == REPLY_PRIORITY, items.c.state == PENDING,
+                       items.c.due_at <= bindparam("now"), ~busy, ~earlier_reply)
+                .order_by(items.c.id).limit(1))
+        if dialect == "postgresql":
+            pick = pick.with_for_update(of=items, skip_locked=True)
+        mark = (update(items).where(items.c.id == bindparam("item_id"),
+                                    items.c.state == PENDING)
+                .values(state=CLAIMED, claimed_by=bindparam("claimer"),
+                        claimed_at=bindparam("at"))
+                .returning(items.c.id))
+        _REPLY_STATEMENTS[dialect] = (pick, mark)
+    return _REPLY_STATEMENTS[dialect]
 
 
 def reserve_slots(session: Session, count: int, interval: float, now: float,

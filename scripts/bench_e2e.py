@@ -355,6 +355,8 @@ def main() -> None:
     parser.add_argument("--only", choices=["echo", "a", "b", "c"], action="append",
                         help="run only these set-ups (repeatable)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench-e2e.json")
+    parser.add_argument("--logs", type=Path,
+                        help="keep the processes' logs in this folder (default: thrown away)")
     args = parser.parse_args()
     only = set(args.only or ["echo", "a", "b", "c"])
     texts, today = Responses.load(), today_wib()
@@ -368,6 +370,9 @@ def main() -> None:
         ensure_haproxy()
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp_name:
         tmp = Path(tmp_name)
+        if args.logs:
+            tmp = args.logs
+            tmp.mkdir(parents=True, exist_ok=True)
         if "echo" in only:
             results["echo"] = run_echo(args, texts, today, tmp)
             log("    " + summary("echo", results["echo"]))
