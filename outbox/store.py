@@ -267,12 +267,13 @@ def reserve_slots(session: Session, count: int, interval: float, now: float,
     None otherwise, so a burst of replies pushes bulk back instead of queueing behind it.
     """
     larger = func.max if session.get_bind().dialect.name == "sqlite" else func.greatest
-    stmt = (update(OutboxPacer).where(OutboxPacer.name == PACER)
-            .values(next_at=larger(OutboxPacer.next_at, now) + count * interval)
-            .returning(OutboxPacer.next_at))
+    pacer = OutboxPacer.__table__  # (Core: the ORM's bulk-update machinery costs CPU)
+    stmt = (update(pacer).where(pacer.c.name == PACER)
+            .values(next_at=larger(pacer.c.next_at, now) + count * interval)
+            .returning(pacer.c.next_at))
     if max_ahead is not None:
-        stmt = stmt.where(OutboxPacer.next_at <= now + max_ahead)
-    new_next = session.execute(stmt).scalar_one_or_none()
+        stmt = stmt.where(pacer.c.next_at <= now + max_ahead)
+    new_next = session.connection().execute(stmt).scalar_one_or_none()
     return None if new_next is None else new_next - count * interval
 
 
@@ -296,35 +297,80 @@ def start_send(session: Session, item_id: int, worker_id: str, now: datetime,
                per_chat: timedelta) -> Attempt | None:
     """Record the attempt before the API call (committed by the caller before sending).
     Returns None when the row is no longer ours, has expired, or its chat got a message
-    too recently (then it is postponed). The row is locked first, so a concurrent
-    `cancel_pending` or recovery either happens before (and is seen) or waits."""
-    item = _locked(session, item_id)
-    if item is None or item.state != CLAIMED or item.claimed_by != worker_id:
+    too recently (then it is postponed). The row and its recipient are locked first, so a
+    concurrent `cancel_pending` or recovery either happens before (and is seen) or waits;
+    on PostgreSQL two workers cannot both pass the per-chat check. (Prebuilt Core
+    statements: this runs for every message sent.)"""
+    st = _start_statements(session.get_bind().dialect.name)
+    connection = session.connection()
+    row = _locked_for_start(session, item_id)
+    if row is None or row.state != CLAIMED or row.claimed_by != worker_id:
         return None
-    # Lock the recipient: on PostgreSQL two workers cannot both pass the per-chat check.
-    user = session.scalars(select(User).where(User.id == item.user_id)
-                           .with_for_update()).one()
-    if item.expires_at is not None and item.expires_at <= now:
-        item.state, item.error = EXPIRED, "too late: the session had started"
+    outcome = None
+    if row.expires_at is not None and row.expires_at <= now:
+        outcome = (EXPIRED, "too late: the session had started")
+    elif row.channel != "telegram":
+        outcome = (FAILED, f"no Telegram chat ({row.channel})")
+    elif not row.is_active:
+        outcome = (BLOCKED, "user blocked the bot earlier")
+    if outcome is not None:
+        connection.execute(st["close"], {"item_id": item_id, "to": outcome[0],
+                                         "why": outcome[1]})
         return None
-    if user.channel != "telegram":
-        item.state, item.error = FAILED, f"no Telegram chat ({user.channel})"
-        return None
-    if not user.is_active:
-        item.state, item.error = BLOCKED, "user blocked the bot earlier"
-        return None
-    recent = None if item.priority == REPLY_PRIORITY else session.scalar(
-        select(func.max(OutboxItem.attempted_at)).where(
-            OutboxItem.user_id == item.user_id, OutboxItem.id != item.id,
-            OutboxItem.attempted_at > now - per_chat))
-    if recent is not None:
-        item.state, item.claimed_by, item.claimed_at = PENDING, None, None
-        item.due_at = recent + per_chat
-        return None
-    text, markup = session.execute(select(OutboxMessage.text, OutboxMessage.markup).where(
-        OutboxMessage.id == item.message_id)).one()
-    item.state, item.attempted_at, item.attempts = SENDING, now, item.attempts + 1
-    return Attempt(item.id, user.external_id, text or "", markup)
+    if row.priority != REPLY_PRIORITY:
+        recent = connection.execute(st["recent"], {"user": row.user_id, "item_id": item_id,
+                                                   "since": now - per_chat}).scalar()
+        if recent is not None:
+            connection.execute(st["postpone"], {"item_id": item_id,
+                                                "due": recent + per_chat})
+            return None
+    connection.execute(st["start"], {"item_id": item_id, "at": now})
+    return Attempt(item_id, row.external_id, row.text or "", row.markup)
+
+
+def _locked_for_start(session: Session, item_id: int) -> Any:
+    """The row, its recipient and its message, locked for this transaction (as
+    `_locked`: FOR UPDATE on PostgreSQL, the write lock first on SQLite)."""
+    dialect = session.get_bind().dialect.name
+    st = _start_statements(dialect)
+    connection = session.connection()
+    if dialect == "sqlite":
+        connection.execute(st["touch"], {"item_id": item_id})
+    return connection.execute(st["read"], {"item_id": item_id}).one_or_none()
+
+
+_START_STATEMENTS: dict[str, dict[str, Any]] = {}
+
+
+def _start_statements(dialect: str) -> dict[str, Any]:
+    """start_send's statements, built once per dialect."""
+    if dialect not in _START_STATEMENTS:
+        items, users = OutboxItem.__table__, User.__table__
+        messages = OutboxMessage.__table__
+        by_id = items.c.id == bindparam("item_id")
+        read = (select(items.c.state, items.c.claimed_by, items.c.expires_at,
+                       items.c.priority, items.c.user_id, users.c.channel,
+                       users.c.is_active, users.c.external_id, messages.c.text,
+                       messages.c.markup)
+                .join(users, users.c.id == items.c.user_id)
+                .join(messages, messages.c.id == items.c.message_id)
+                .where(by_id))
+        if dialect == "postgresql":
+            read = read.with_for_update(of=[items, users])
+        _START_STATEMENTS[dialect] = {
+            "touch": update(items).where(by_id).values(id=items.c.id),
+            "read": read,
+            "close": update(items).where(by_id).values(state=bindparam("to"),
+                                                       error=bindparam("why")),
+            "recent": select(func.max(items.c.attempted_at)).where(
+                items.c.user_id == bindparam("user"), items.c.id != bindparam("item_id"),
+                items.c.attempted_at > bindparam("since")),
+            "postpone": update(items).where(by_id).values(
+                state=PENDING, claimed_by=None, claimed_at=None, due_at=bindparam("due")),
+            "start": update(items).where(by_id).values(
+                state=SENDING, attempted_at=bindparam("at"), attempts=items.c.attempts + 1),
+        }
+    return _START_STATEMENTS[dialect]
 
 
 @dataclass(frozen=True)
@@ -430,15 +476,20 @@ def _ours(session: Session, item_id: int, worker_id: str,
 
 def finish_send(session: Session, item_id: int, worker_id: str, state: str, now: datetime,
                 error: str | None = None) -> None:
-    """Record the outcome after the API call (a known one replaces recovery's guess)."""
-    item = _ours(session, item_id, worker_id, known=state != UNCERTAIN)
-    if item is None:
-        return
-    item.state, item.error, item.claimed_by = state, error, None
+    """Record the outcome after the API call (a known one replaces recovery's guess).
+    (One prebuilt Core statement: this runs for every message sent.)"""
+    items = OutboxItem.__table__
+    ours = items.c.state == SENDING
+    if state != UNCERTAIN:  # a known outcome also replaces recovery's `uncertain`
+        ours = or_(ours, (items.c.state == UNCERTAIN) & items.c.error.in_(RECOVERY_ERRORS))
+    values: dict[str, Any] = {"state": state, "error": error, "claimed_by": None}
     if state == SENT:
-        item.sent_at = now
-    if state == BLOCKED:
-        session.execute(update(User).where(User.id == item.user_id).values(is_active=False))
+        values["sent_at"] = now
+    user_id = session.connection().execute(
+        update(items).where(items.c.id == item_id, items.c.claimed_by == worker_id, ours)
+        .values(**values).returning(items.c.user_id)).scalar()
+    if user_id is not None and state == BLOCKED:
+        session.execute(update(User).where(User.id == user_id).values(is_active=False))
 
 
 def retry_later(session: Session, item_id: int, worker_id: str, now: datetime,

@@ -160,7 +160,7 @@ def test_a_cancel_cannot_slip_between_start_sends_check_and_its_commit(sessions,
     assert tx(sessions, store.claim, "w1", 5, T0 + timedelta(seconds=5),
               timedelta(seconds=1)) == [item_id]
     outcome: dict[str, int] = {}
-    original = store._locked
+    original = store._locked_for_start
 
     def locked_then_cancel(session, row_id):
         row = original(session, row_id)
@@ -174,7 +174,7 @@ def test_a_cancel_cannot_slip_between_start_sends_check_and_its_commit(sessions,
         outcome["thread"].join(0.5)  # it must wait for our transaction
         return row
 
-    monkeypatch.setattr(store, "_locked", locked_then_cancel)
+    monkeypatch.setattr(store, "_locked_for_start", locked_then_cancel)
     with sessions.begin() as session:
         attempt = store.start_send(session, item_id, "w1", T0 + timedelta(seconds=5),
                                    timedelta(seconds=1))
