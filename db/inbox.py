@@ -26,14 +26,16 @@ def store(session: Session, updates: Iterable[tuple[int, str | None, dict[str, A
     """Store (update_id, user_key, payload) rows; returns the ids that were new (an id seen
     before, processed or not, is not stored again)."""
     new = []
+    table = InboxUpdate.__table__  # (Core: the ORM's bulk machinery costs CPU per update)
+    connection = session.connection()
     for update_id, user_key, payload in updates:
-        stmt = (_insert(session)(InboxUpdate)
+        stmt = (_insert(session)(table)
                 .values(update_id=update_id, user_key=user_key, payload=payload,
                         received_at=now)
                 .on_conflict_do_nothing(index_elements=["update_id"])
-                .returning(InboxUpdate.update_id))
+                .returning(table.c.update_id))
         # (RETURNING, not rowcount: psycopg reports 1 for a conflict that inserted nothing)
-        if session.execute(stmt).scalar() is not None:
+        if connection.execute(stmt).scalar() is not None:
             new.append(update_id)
     return new
 
@@ -41,17 +43,19 @@ def store(session: Session, updates: Iterable[tuple[int, str | None, dict[str, A
 def claim(session: Session, update_id: int, now: datetime) -> bool:
     """Mark the update processed in the caller's (the turn's) transaction. False when it was
     processed already. An update that was never stored is recorded as processed now."""
-    done = session.execute(
-        update(InboxUpdate)
-        .where(InboxUpdate.update_id == update_id, InboxUpdate.processed_at.is_(None))
+    table = InboxUpdate.__table__  # (Core, as in store)
+    connection = session.connection()
+    done = connection.execute(
+        update(table)
+        .where(table.c.update_id == update_id, table.c.processed_at.is_(None))
         .values(processed_at=now, payload=None)).rowcount
     if done:
         return True
-    stmt = (_insert(session)(InboxUpdate)
+    stmt = (_insert(session)(table)
             .values(update_id=update_id, received_at=now, processed_at=now)
             .on_conflict_do_nothing(index_elements=["update_id"])
-            .returning(InboxUpdate.update_id))
-    return session.execute(stmt).scalar() is not None  # (see store: not rowcount)
+            .returning(table.c.update_id))
+    return connection.execute(stmt).scalar() is not None  # (see store: not rowcount)
 
 
 def pending(session: Session, limit: int = 500, after: int = -1,
