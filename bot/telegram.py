@@ -195,8 +195,11 @@ class TelegramChannel:
     async def _flush(self, turn: Turn, record: metrics.TurnRecord | None = None) -> None:
         """Send the user's queued replies now; what fails here is sent by the workers."""
         try:
-            await self.delivery.deliver(CHANNEL, turn.user_id, first_sent=(
-                record.first_reply_sent if record is not None else None))
+            await self.delivery.deliver(
+                CHANNEL, turn.user_id,
+                first_sent=record.first_reply_sent if record is not None else None,
+                expected=len(record.outbox_ids) if record is not None and record.outbox_ids
+                else None)
         except Exception:
             log.exception("fast reply delivery failed; the outbox worker will send")
 

@@ -23,7 +23,7 @@ from datetime import datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -159,8 +159,12 @@ def office_hours(text: str = DEFAULT_OFFICE_HOURS) -> OfficeHours:
 # ---------------------------------------------------------------------- tickets
 def current(session: Session, user_id: int) -> HandoffTicket | None:
     """The user's ticket that is not closed (at most one), or None."""
-    return session.scalars(select(HandoffTicket).where(
-        HandoffTicket.user_id == user_id, HandoffTicket.status.in_(NOT_CLOSED))).first()
+    return session.scalars(_OPEN_TICKET, {"user_id": user_id}).first()
+
+
+# Built once (every turn runs `current`).
+_OPEN_TICKET = select(HandoffTicket).where(HandoffTicket.user_id == bindparam("user_id"),
+                                           HandoffTicket.status.in_(NOT_CLOSED))
 
 
 def region_of(session: Session, user_id: int) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -15,17 +15,22 @@ from db.models import AuditLog, Conversation, Kpm, User, utcnow
 SEALED_KPM = ("nik", "nama", "tanggal_lahir", "no_hp")
 
 
+# Built once (every turn runs it): building the statement each time costs CPU.
+_USER_BY_KEY = select(User).where(User.channel == bindparam("channel"),
+                                  User.external_id == bindparam("external_id"))
+
+
 def get_or_create_user(session: Session, channel: str, external_id: str) -> User:
     """Return the user for (channel, external_id), creating it on first contact."""
-    stmt = select(User).where(User.channel == channel, User.external_id == external_id)
-    user = session.scalars(stmt).one_or_none()
+    key = {"channel": channel, "external_id": external_id}
+    user = session.scalars(_USER_BY_KEY, key).one_or_none()
     if user is None:
         try:
             with session.begin_nested():
                 user = User(channel=channel, external_id=external_id)
                 session.add(user)
         except IntegrityError:  # another process created it at the same moment
-            user = session.scalars(stmt).one()
+            user = session.scalars(_USER_BY_KEY, key).one()
     user.last_seen_at = utcnow()
     if not user.is_active:  # they blocked the bot once and came back: deliver again
         user.is_active = True

@@ -732,15 +732,19 @@ class Worker:
 
     # ------------------------------------------------------------------ fast path
     async def deliver(self, channel: str, external_id: str,
-                      first_sent: Callable[[], None] | None = None) -> int:
+                      first_sent: Callable[[], None] | None = None,
+                      expected: int | None = None) -> int:
         """Send a user's due replies now, in order (right after their turn committed), each
         recorded before and after its call like any row. Returns how many were sent. A
         reply that must be retried is left to the workers (after its backoff).
-        `first_sent` is called once the first of them reached Telegram (reply latency)."""
+        `first_sent` is called once the first of them reached Telegram (reply latency).
+        `expected`: how many rows the turn wrote; once that many are sent, no further look
+        (a transaction) for more: anything else due is the workers' (rare: an earlier
+        reply's retry)."""
         sent = 0
         if not self.registered.is_set():  # just started, or the database was away
             await asyncio.wait_for(self.registered.wait(), timeout=30)
-        while not self.stop.is_set():
+        while not self.stop.is_set() and (expected is None or sent < expected):
             begun = await self._begin_reply(channel, external_id)
             if begun is None:
                 return sent
