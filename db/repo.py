@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
@@ -13,6 +13,14 @@ from db import crypto
 from db.models import AuditLog, Conversation, Kpm, User, utcnow
 
 SEALED_KPM = ("nik", "nama", "tanggal_lahir", "no_hp")
+
+
+# last_seen_at is written at most this often (a conversation's turns come seconds apart).
+SEEN_EVERY = timedelta(minutes=1)
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 # Built once (every turn runs it): building the statement each time costs CPU.
@@ -31,7 +39,9 @@ def get_or_create_user(session: Session, channel: str, external_id: str) -> User
                 session.add(user)
         except IntegrityError:  # another process created it at the same moment
             user = session.scalars(_USER_BY_KEY, key).one()
-    user.last_seen_at = utcnow()
+    now = utcnow()
+    if user.last_seen_at is None or now - _aware(user.last_seen_at) >= SEEN_EVERY:
+        user.last_seen_at = now  # (not every turn: one UPDATE less per message)
     if not user.is_active:  # they blocked the bot once and came back: deliver again
         user.is_active = True
     return user
