@@ -309,10 +309,19 @@ class TelegramChannel:
         await self._respond(update, context, turn)
 
     async def on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Answer an inline button press, mark the choice on its message, then reply."""
+        """Answer an inline button press and mark the choice on its message while the turn
+        runs (two Bot API calls the reply need not wait for), then reply."""
         query = update.callback_query
-        # The answer and the mark on the message are cosmetic: a Telegram error there
-        # (even a timeout) must not lose the press itself.
+        cosmetic = asyncio.create_task(self._acknowledge(query))
+        try:
+            await self._respond(update, context, self._turn(update, payload=query.data))
+        finally:
+            await cosmetic
+
+    @staticmethod
+    async def _acknowledge(query) -> None:
+        """The answer and the mark on the message are cosmetic: a Telegram error there (even
+        a timeout) must not lose the press itself."""
         with contextlib.suppress(TelegramError):
             await query.answer()
         message = query.message
@@ -327,7 +336,6 @@ class TelegramChannel:
                     await query.edit_message_text(f"{message.text}\n\n➡️ {label}")
                 else:
                     await query.edit_message_reply_markup(None)
-        await self._respond(update, context, self._turn(update, payload=query.data))
 
     async def on_other_media(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Let the core say politely that only text can be read (and re-ask a form step)."""

@@ -82,8 +82,14 @@ def test_button_press_answers_callback_marks_choice_and_replies(fake, bot, texts
     chat = Chat(fake, 1003).command("start").expect("PIN, OTP")
     menu_message = chat.last
     chat.press("Siapa yang bisa ikut?").expect("graduasi")
+
+    def edited_menu():
+        return next(m for m in fake.messages(1003) if m.message_id == menu_message.message_id)
+
+    # (answered and marked while the turn runs: the reply need not wait for them)
+    fake.wait_for(lambda: fake.callback_answers and edited_menu().edits, timeout=5)
     assert fake.callback_answers, "the callback query was answered"
-    edited = next(m for m in fake.messages(1003) if m.message_id == menu_message.message_id)
+    edited = edited_menu()
     assert edited.edits, "the menu message was edited"
     assert edited.text.endswith("➡️ Siapa yang bisa ikut?")
     assert edited.reply_markup is None, "its buttons were removed"
