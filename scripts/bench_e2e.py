@@ -19,10 +19,14 @@ The mix of conversations (each simulated user runs one script, then a new user s
        /bantuan, "makasih"): 6 turns, 4 by the NLU;
   10 % status lookups ("pendaftaran sy gmn ya", /status): 2 turns, 1 by the NLU.
 
-Each set-up runs two phases with USERS simulated users:
-  load      each user thinks 1-4 s between a reply and the next message (offered load
-            about USERS / 2.5 s); turns/s sustained, reply latency p50/p95/p99 (the user's
-            message queued at the fake -> the first reply arriving there);
+Each set-up runs three phases with USERS simulated users:
+  load      closed loop: each user thinks 1-4 s between a reply and the next message
+            (offered load about USERS / 2.5 s, more than one process holds at USERS=200);
+            turns/s sustained, reply latency p50/p95/p99 (the user's message queued at the
+            fake -> the first reply arriving there);
+  rate      open loop: --rate turns/s (62 by default, just over the target's 60) offered
+            as a Poisson process, each by an idle user of the USERS who has thought 1-4 s:
+            the latency at that throughput (a closed loop cannot hold the rate fixed);
   capacity  each user writes again as soon as the reply arrives: the most turns/s.
 Then it waits for every reply and counts messages without a reply, duplicate replies and
 chats whose replies came out of order (against the outbox's own record), and reads the
@@ -37,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -233,14 +238,62 @@ def phase(load: MixedLoad, users: int, seconds: float, think: tuple[float, float
             "latency_nlu_turns": latency([p for p in in_window if p.kind == "nlu"])}
 
 
+def rate_phase(load: MixedLoad, users: int, rate: float, seconds: float,
+               think: tuple[float, float], seed: int) -> dict:
+    """Open loop: turns offered at `rate` per second as a Poisson process (exponential
+    gaps: bursts as real traffic has), each by a random one of `users` users who is not
+    waiting for a reply and has thought 1-4 s since the last one. The latency at a given
+    throughput, which a closed loop cannot hold fixed (its users wait for the replies)."""
+    rng = random.Random(seed)
+    start_index = len(load.pushes)
+    started = time.time()
+    next_at, last_log, ticks, no_user = started + rng.expovariate(rate), started, 0, 0
+    while (now := time.time()) < started + seconds:
+        load.follow(think)
+        while next_at <= now:
+            user = load.ready_user(now, users)
+            if user is None:  # every user is waiting or thinking: this turn is not offered
+                no_user += 1
+            else:
+                load.push(user, now)
+            next_at += rng.expovariate(rate)
+        if now - last_log > 5:
+            last_log = now
+            log(f"    {now - started:4.0f} s: {load.answered()} turns answered")
+        ticks += 1
+        if ticks % 50 == 0:
+            load.check_diverged()
+        time.sleep(0.002)
+    ended = time.time()
+    pushes: list[Push] = load.pushes[start_index:]
+    answered = [p for p in pushes if p.first_reply and started <= p.first_reply <= ended]
+    in_window = [p for p in pushes if p.first_reply and p.at >= started + min(5.0, seconds / 4)]
+    return {"users": users, "seconds": round(ended - started, 1), "think_s": list(think),
+            "offered_per_s": rate, "not_offered_no_idle_user": no_user,
+            "turns_per_s": round(len(answered) / (ended - started), 1),
+            "latency": percentiles([p.first_reply - p.at for p in in_window]),
+            "latency_nlu_turns": latency([p for p in in_window if p.kind == "nlu"])}
+
+
+def retire(load: MixedLoad) -> list[Sim]:
+    """The last phase's users stop writing (replies still on their way are counted at the
+    end); the next phase starts with new users."""
+    load.drain(10)
+    retired, load.users = load.users, []
+    return retired
+
+
 def measure(load: MixedLoad, args) -> dict:
     log(f"    load: {args.users} users thinking {THINK[0]:g}-{THINK[1]:g} s, "
         f"{args.seconds:g} s")
     result = {"load": phase(load, args.users, args.seconds, THINK)}
-    load.drain(10)
-    # The load phase's users stop writing (replies still on their way are counted at the
-    # end); the capacity phase starts with new users.
-    retired, load.users = load.users, []
+    retired = retire(load)
+    if args.rate and args.rate_seconds:
+        log(f"    rate: {args.rate:g} turns/s offered (Poisson) by {args.users} users, "
+            f"{args.rate_seconds:g} s")
+        result["rate"] = rate_phase(load, args.users, args.rate, args.rate_seconds, THINK,
+                                    args.seed)
+        retired += retire(load)
     log(f"    capacity: {args.users} users without think time, {args.capacity_seconds:g} s")
     result["capacity"] = phase(load, args.users, args.capacity_seconds, (0.0, 0.0))
     load.users = retired + load.users
@@ -330,6 +383,10 @@ def summary(name: str, r: dict) -> str:
     parts = [f"{name:<6} load {load['turns_per_s']} turns/s: p50 {lat.get('p50_ms')} ms, "
              f"p95 {lat.get('p95_ms')} ms, p99 {lat.get('p99_ms')} ms",
              f"capacity {cap['turns_per_s']} turns/s (p95 {cap['latency'].get('p95_ms')} ms)",
+             *([f"at {r['rate']['offered_per_s']:g} offered: {r['rate']['turns_per_s']} "
+                f"turns/s, p50 {r['rate']['latency'].get('p50_ms')} ms, p95 "
+                f"{r['rate']['latency'].get('p95_ms')} ms, p99 "
+                f"{r['rate']['latency'].get('p99_ms')} ms"] if "rate" in r else []),
              f"lost {r.get('lost')}"]
     if "duplicated" in r:
         parts.append(f"duplicated {r['duplicated']}, out of order {r['chats_out_of_order']}")
@@ -348,6 +405,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="the load phase")
     parser.add_argument("--capacity-seconds", type=float, default=20.0,
                         help="the capacity phase")
+    parser.add_argument("--rate", type=float, default=62.0,
+                        help="the rate phase's offered turns/s (default 62: a little over the "
+                             "target's 60, as Poisson arrivals vary)")
+    parser.add_argument("--rate-seconds", type=float, default=40.0,
+                        help="the rate phase (0: skip it)")
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--model", type=Path,
                         help="NLU model file to serve (default: the current one, trained "
@@ -398,13 +460,37 @@ def main() -> None:
         if key in results and ceiling:
             results[key]["ratio_of_echo"] = round(results[key]["capacity"]["turns_per_s"]
                                                   / ceiling, 3)
+    if "b" in results:
+        results["target_b"] = target_b(results["b"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print()
     for key in ("echo", "a", "b", "c"):
         if key in results:
             print(summary(key, results[key]))
+    if "target_b" in results:
+        t = results["target_b"]
+        print(f"target (b) >= {TARGET_TURNS:g} turns/s with p95 <= {TARGET_P95_MS:g} ms, "
+              f"0 lost/duplicated/out of order: {'met' if t['met'] else 'NOT met'} "
+              f"({t['why']})")
     print(f"written to {args.out}")
+
+
+TARGET_TURNS, TARGET_P95_MS = 60.0, 300.0
+
+
+def target_b(r: dict) -> dict:
+    """Issue 17's target for (b), judged on the rate phase (the throughput held fixed)."""
+    rate = r.get("rate")
+    if rate is None:
+        return {"met": False, "why": "no rate phase (--rate-seconds 0)"}
+    p95 = rate["latency"].get("p95_ms") or float("inf")
+    clean = not (r.get("lost") or r.get("duplicated") or r.get("chats_out_of_order"))
+    met = rate["turns_per_s"] >= TARGET_TURNS and p95 <= TARGET_P95_MS and clean
+    return {"met": met, "turns_per_s": rate["turns_per_s"], "p95_ms": p95,
+            "why": f"{rate['turns_per_s']} turns/s at p95 {p95} ms; lost {r.get('lost')}, "
+                   f"duplicated {r.get('duplicated')}, out of order "
+                   f"{r.get('chats_out_of_order')}"}
 
 
 if __name__ == "__main__":
