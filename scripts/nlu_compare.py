@@ -42,6 +42,8 @@ TEST_SET = ROOT / "nlu" / "tests" / "test_set.yml"
 FRESH_SET = ROOT / "nlu" / "tests" / "fresh_set.yml"
 FRESH_SET_2 = ROOT / "nlu" / "tests" / "fresh_set_2.yml"
 FRESH_SET_3 = ROOT / "nlu" / "tests" / "fresh_set_3.yml"
+FRESH_SET_4 = ROOT / "nlu" / "tests" / "fresh_set_4.yml"
+FRESH_SET_5 = ROOT / "nlu" / "tests" / "fresh_set_5.yml"
 
 
 def without_slang(config_text: str) -> str:
@@ -227,7 +229,8 @@ def main() -> None:
         pipelines = {k: v for k, v in pipelines.items() if k in args.only}
     pipelines.update({k: Path(v) for k, v in (e.split("=", 1) for e in args.extra)})
     tests = {"held_out": load_examples(TEST_SET), "fresh": load_examples(FRESH_SET),
-             "fresh_2": load_examples(FRESH_SET_2), "fresh_3": load_examples(FRESH_SET_3)}
+             "fresh_2": load_examples(FRESH_SET_2), "fresh_3": load_examples(FRESH_SET_3),
+             "fresh_4": load_examples(FRESH_SET_4), "fresh_5": load_examples(FRESH_SET_5)}
     results: dict[str, dict] = {}
     print(f"Held-out sets: {', '.join(f'{k} {len(v)}' for k, v in tests.items())}", flush=True)
     for name, config in pipelines.items():
@@ -254,17 +257,19 @@ def main() -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
     print("\n| pipeline | held-out acc | macro F1 | faq sub-intent | oos recall | "
-          "in-scope rejected | fresh acc | fresh 2 acc | fresh 3 acc | fresh 3 oos recall | "
-          "train s | CV acc | CV macro F1 |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "in-scope rejected | fresh acc | fresh 2 acc | fresh 3 acc | fresh 4 acc | "
+          "fresh 5 acc | fresh 5 oos recall | train s | CV acc | CV macro F1 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, result in results.items():
         h, cv = result["held_out"], result.get("cv_mean", {})
         f, f2, f3 = result["fresh"], result["fresh_2"], result["fresh_3"]
+        f4, f5 = result["fresh_4"], result["fresh_5"]
         print(f"| {name} | {h['intent_accuracy']:.3f} | {h['macro_f1']:.3f} | "
               f"{h['faq_sub_intent_accuracy']:.3f} | {h['oos_recall']:.3f} | "
               f"{h['in_scope_rejected']:.3f} | {f['intent_accuracy']:.3f} | "
               f"{f2['intent_accuracy']:.3f} | {f3['intent_accuracy']:.3f} | "
-              f"{f3['oos_recall']:.3f} | {h['train_seconds']} | "
+              f"{f4['intent_accuracy']:.3f} | {f5['intent_accuracy']:.3f} | "
+              f"{f5['oos_recall']:.3f} | {h['train_seconds']} | "
               f"{cv.get('intent_accuracy', '-')} | {cv.get('macro_f1', '-')} |")
     sweep = results.get("ours", {}).get("held_out", {}).get("threshold_sweep")
     if sweep:

@@ -60,8 +60,7 @@ def test_training_examples_are_unique(training):
         seen[key] = intent
 
 
-@pytest.mark.parametrize("name", ["test_set.yml", "fresh_set.yml", "fresh_set_2.yml",
-                                  "fresh_set_3.yml", "fresh_set_4.yml"])
+@pytest.mark.parametrize("name", sorted(p.name for p in TESTS.glob("*.yml")))
 def test_no_test_line_appears_in_training(training, name):
     trained = {normalise(text) for text, _ in training}
     leaked = [text for text, _ in load_examples(TESTS / name) if normalise(text) in trained]
