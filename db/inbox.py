@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -26,16 +26,13 @@ def store(session: Session, updates: Iterable[tuple[int, str | None, dict[str, A
     """Store (update_id, user_key, payload) rows; returns the ids that were new (an id seen
     before, processed or not, is not stored again)."""
     new = []
-    table = InboxUpdate.__table__  # (Core: the ORM's bulk machinery costs CPU per update)
+    add = _statements(session)["add"]
     connection = session.connection()
     for update_id, user_key, payload in updates:
-        stmt = (_insert(session)(table)
-                .values(update_id=update_id, user_key=user_key, payload=payload,
-                        received_at=now)
-                .on_conflict_do_nothing(index_elements=["update_id"])
-                .returning(table.c.update_id))
         # (RETURNING, not rowcount: psycopg reports 1 for a conflict that inserted nothing)
-        if connection.execute(stmt).scalar() is not None:
+        if connection.execute(add, {"update_id": update_id, "user_key": user_key,
+                                    "payload": payload, "received_at": now}
+                              ).scalar() is not None:
             new.append(update_id)
     return new
 
@@ -43,19 +40,34 @@ def store(session: Session, updates: Iterable[tuple[int, str | None, dict[str, A
 def claim(session: Session, update_id: int, now: datetime) -> bool:
     """Mark the update processed in the caller's (the turn's) transaction. False when it was
     processed already. An update that was never stored is recorded as processed now."""
-    table = InboxUpdate.__table__  # (Core, as in store)
+    st = _statements(session)
     connection = session.connection()
-    done = connection.execute(
-        update(table)
-        .where(table.c.update_id == update_id, table.c.processed_at.is_(None))
-        .values(processed_at=now, payload=None)).rowcount
-    if done:
+    if connection.execute(st["mark"], {"update": update_id, "at": now}).rowcount:
         return True
-    stmt = (_insert(session)(table)
-            .values(update_id=update_id, received_at=now, processed_at=now)
-            .on_conflict_do_nothing(index_elements=["update_id"])
-            .returning(table.c.update_id))
-    return connection.execute(stmt).scalar() is not None  # (see store: not rowcount)
+    return connection.execute(st["add"], {  # (see store: not rowcount)
+        "update_id": update_id, "received_at": now, "processed_at": now}
+    ).scalar() is not None
+
+
+_STATEMENTS: dict[str, dict[str, Any]] = {}
+
+
+def _statements(session: Session) -> dict[str, Any]:
+    """store's and claim's statements, built once per dialect (they run for every update:
+    building them each time costs CPU). Core, not the ORM's bulk machinery."""
+    dialect = session.get_bind().dialect.name
+    if dialect not in _STATEMENTS:
+        table = InboxUpdate.__table__
+        _STATEMENTS[dialect] = {
+            "add": (_insert(session)(table)
+                    .on_conflict_do_nothing(index_elements=["update_id"])
+                    .returning(table.c.update_id)),
+            "mark": (update(table)
+                     .where(table.c.update_id == bindparam("update"),
+                            table.c.processed_at.is_(None))
+                     .values(processed_at=bindparam("at"), payload=None)),
+        }
+    return _STATEMENTS[dialect]
 
 
 def pending(session: Session, limit: int = 500, after: int = -1,

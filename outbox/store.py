@@ -266,15 +266,32 @@ def reserve_slots(session: Session, count: int, interval: float, now: float,
     `max_ahead`: it gets slots only while the pacer is less than that far ahead of now, and
     None otherwise, so a burst of replies pushes bulk back instead of queueing behind it.
     """
-    larger = func.max if session.get_bind().dialect.name == "sqlite" else func.greatest
-    pacer = OutboxPacer.__table__  # (Core: the ORM's bulk-update machinery costs CPU)
-    stmt = (update(pacer).where(pacer.c.name == PACER)
-            .values(next_at=larger(pacer.c.next_at, now) + count * interval)
-            .returning(pacer.c.next_at))
-    if max_ahead is not None:
-        stmt = stmt.where(pacer.c.next_at <= now + max_ahead)
-    new_next = session.connection().execute(stmt).scalar_one_or_none()
+    stmt = _reserve_statement(session.get_bind().dialect.name, max_ahead is not None)
+    new_next = session.connection().execute(stmt, {
+        "now": now, "span": count * interval,
+        "limit": None if max_ahead is None else now + max_ahead}).scalar_one_or_none()
     return None if new_next is None else new_next - count * interval
+
+
+_RESERVE: dict[tuple[str, bool], Any] = {}
+
+
+def _reserve_statement(dialect: str, bounded: bool) -> Any:
+    """reserve_slots' statement, built once per dialect and mode (Core: the ORM's
+    bulk-update machinery costs CPU on every send)."""
+    if (dialect, bounded) not in _RESERVE:
+        larger = func.max if dialect == "sqlite" else func.greatest
+        pacer = OutboxPacer.__table__
+        now = bindparam("now", type_=pacer.c.next_at.type)
+        stmt = (update(pacer).where(pacer.c.name == PACER)
+                .values(next_at=larger(pacer.c.next_at, now)
+                        + bindparam("span", type_=pacer.c.next_at.type))
+                .returning(pacer.c.next_at))
+        if bounded:
+            stmt = stmt.where(pacer.c.next_at <= bindparam("limit",
+                                                           type_=pacer.c.next_at.type))
+        _RESERVE[(dialect, bounded)] = stmt
+    return _RESERVE[(dialect, bounded)]
 
 
 def pause(session: Session, until: float) -> None:
@@ -398,13 +415,17 @@ def begin_reply(session: Session, channel: str, external_id: str, worker_id: str
     # Is the shared pacer free now? Read without a lock: reserving comes last, so the pacer
     # row (whose lock every sender's transaction waits for) is held only for the commit.
     # A slot taken meanwhile by others makes ours later by a few intervals at most.
-    ahead = session.scalar(select(OutboxPacer.next_at).where(OutboxPacer.name == PACER))
+    ahead = session.connection().execute(_PACER_AHEAD).scalar()
     if ahead is not None and ahead > start_by:  # not yet: recorded just before its slot
         return ReplyStart(item_id, reserve_slots(session, 1, interval, now_s))
     attempt = start_send(session, item_id, worker_id, now, per_chat)
     if attempt is None:  # expired, or nobody to send it to: no slot needed
         return ReplyStart(item_id, 0.0, done=True)
     return ReplyStart(item_id, reserve_slots(session, 1, interval, now_s), attempt)
+
+
+_PACER_AHEAD = select(OutboxPacer.__table__.c.next_at).where(
+    OutboxPacer.__table__.c.name == PACER)
 
 
 def give_back_replies(session: Session, channel: str, external_id: str, worker_id: str,
@@ -478,18 +499,31 @@ def finish_send(session: Session, item_id: int, worker_id: str, state: str, now:
                 error: str | None = None) -> None:
     """Record the outcome after the API call (a known one replaces recovery's guess).
     (One prebuilt Core statement: this runs for every message sent.)"""
-    items = OutboxItem.__table__
-    ours = items.c.state == SENDING
-    if state != UNCERTAIN:  # a known outcome also replaces recovery's `uncertain`
-        ours = or_(ours, (items.c.state == UNCERTAIN) & items.c.error.in_(RECOVERY_ERRORS))
-    values: dict[str, Any] = {"state": state, "error": error, "claimed_by": None}
-    if state == SENT:
-        values["sent_at"] = now
-    user_id = session.connection().execute(
-        update(items).where(items.c.id == item_id, items.c.claimed_by == worker_id, ours)
-        .values(**values).returning(items.c.user_id)).scalar()
+    stmt = _FINISH[state == UNCERTAIN]
+    params = {"item_id": item_id, "claimer": worker_id, "to": state, "why": error,
+              "at": now if state == SENT else None}
+    user_id = session.connection().execute(stmt, params).scalar()
     if user_id is not None and state == BLOCKED:
         session.execute(update(User).where(User.id == user_id).values(is_active=False))
+
+
+def _finish_statement(uncertain: bool) -> Any:
+    """finish_send's statement, built once: our `sending` row (with a known outcome, also
+    one that recovery declared uncertain meanwhile) gets its final state."""
+    items = OutboxItem.__table__
+    ours = items.c.state == SENDING
+    if not uncertain:  # a known outcome also replaces recovery's `uncertain`
+        ours = or_(ours, (items.c.state == UNCERTAIN) & items.c.error.in_(RECOVERY_ERRORS))
+    return (update(items)
+            .where(items.c.id == bindparam("item_id"), items.c.claimed_by == bindparam("claimer"),
+                   ours)
+            .values(state=bindparam("to"), error=bindparam("why"), claimed_by=None,
+                    sent_at=func.coalesce(bindparam("at", type_=items.c.sent_at.type),
+                                          items.c.sent_at))
+            .returning(items.c.user_id))
+
+
+_FINISH = {False: _finish_statement(False), True: _finish_statement(True)}
 
 
 def retry_later(session: Session, item_id: int, worker_id: str, now: datetime,
