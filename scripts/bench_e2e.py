@@ -246,24 +246,9 @@ def rate_phase(load: MixedLoad, users: int, rate: float, seconds: float,
     throughput, which a closed loop cannot hold fixed (its users wait for the replies)."""
     rng = random.Random(seed)
     start_index = len(load.pushes)
-    started = time.time()
-    next_at, last_log, ticks, no_user = started + rng.expovariate(rate), started, 0, 0
-    while (now := time.time()) < started + seconds:
-        load.follow(think)
-        while next_at <= now:
-            user = load.ready_user(now, users)
-            if user is None:  # every user is waiting or thinking: this turn is not offered
-                no_user += 1
-            else:
-                load.push(user, now)
-            next_at += rng.expovariate(rate)
-        if now - last_log > 5:
-            last_log = now
-            log(f"    {now - started:4.0f} s: {load.answered()} turns answered")
-        ticks += 1
-        if ticks % 50 == 0:
-            load.check_diverged()
-        time.sleep(0.002)
+    started = load.open_loop(rate, seconds, think, max_users=users,
+                             gap=lambda: rng.expovariate(rate))
+    no_user = load.not_offered
     ended = time.time()
     pushes: list[Push] = load.pushes[start_index:]
     answered = [p for p in pushes if p.first_reply and started <= p.first_reply <= ended]

@@ -283,19 +283,28 @@ class Load:
         return self.new_user()
 
     def open_loop(self, rate: float, seconds: float, think: tuple[float, float] = (1.0, 5.0),
-                  on_tick: Callable[[float], None] | None = None) -> float:
-        """Offer `rate` turns/s for `seconds`; returns the start time."""
+                  on_tick: Callable[[float], None] | None = None,
+                  max_users: int | None = None,
+                  gap: Callable[[], float] | None = None) -> float:
+        """Offer `rate` turns/s for `seconds` (evenly spaced, or `gap()` seconds apart, e.g.
+        exponential for Poisson arrivals), each by an idle user (a new one unless
+        `max_users` are live; with none idle the turn is not offered and counted in
+        `not_offered`); returns the start time."""
         started = time.time()
-        next_at, last_log, ticks = started, started, 0
+        step = gap or (lambda: 1.0 / rate)
+        next_at, last_log, ticks = started + (step() if gap else 0.0), started, 0
+        self.not_offered = 0
         while (now := time.time()) < started + seconds:
             self.follow(think)
             if on_tick:
                 on_tick(now - started)
             while next_at <= now:
-                user = self.ready_user(now, None)
+                user = self.ready_user(now, max_users)
                 if user is not None:
                     self.push(user, now)
-                next_at += 1.0 / rate
+                else:
+                    self.not_offered += 1
+                next_at += step()
             if now - last_log > 10:
                 last_log = now
                 log(f"    {now - started:4.0f} s: {len(self.pushes)} turns offered, "
@@ -303,7 +312,7 @@ class Load:
             ticks += 1
             if ticks % 50 == 0:
                 self.check_diverged()
-            time.sleep(0.005)
+            time.sleep(0.005 if gap is None else 0.002)
         return started
 
     def closed_loop(self, users: int, seconds: float,
