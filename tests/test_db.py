@@ -125,3 +125,40 @@ def test_the_models_and_the_migrations_describe_the_same_schema(engine):
                 if not (isinstance(d, tuple) and d[0] in ("remove_table",)
                         and getattr(d[1], "name", "") == "alembic_version")]
     assert relevant == []
+
+
+@pytest.mark.postgres
+def test_a_dead_connection_is_replaced_pinged_when_idle_and_retried_when_fresh(postgres_url):
+    """PostgreSQL connections are pinged only after PING_AFTER_IDLE_SECONDS idle (not at
+    every checkout): one killed while idle is replaced unseen; one killed right after use
+    fails one statement, which invalidates the pool, and the next try gets a new one."""
+    import time
+
+    import psycopg
+    from sqlalchemy import create_engine, exc, text
+
+    from db.engine import normalise_url, ping_when_idle
+
+    engine = create_engine(normalise_url(postgres_url))
+    ping_when_idle(engine, idle_seconds=0.3)
+
+    def backend() -> int:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT pg_backend_pid()")).scalar()
+
+    def kill(pid: int) -> None:
+        with psycopg.connect(postgres_url.replace("+psycopg", ""), autocommit=True) as c:
+            c.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    try:
+        first = backend()
+        kill(first)
+        time.sleep(0.5)  # idle longer than the threshold: pinged, found dead, replaced
+        second = backend()
+        assert second != first
+        kill(second)  # used moments ago: no ping, the statement fails once
+        with pytest.raises(exc.OperationalError), engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        assert backend() not in (first, second)
+    finally:
+        engine.dispose()
