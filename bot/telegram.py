@@ -198,8 +198,7 @@ class TelegramChannel:
             await self.delivery.deliver(
                 CHANNEL, turn.user_id,
                 first_sent=record.first_reply_sent if record is not None else None,
-                expected=len(record.outbox_ids) if record is not None and record.outbox_ids
-                else None)
+                rows=list(record.outbox_ids) if record is not None else None)
         except Exception:
             log.exception("fast reply delivery failed; the outbox worker will send")
 

@@ -429,15 +429,15 @@ _PACER_AHEAD = select(OutboxPacer.__table__.c.next_at).where(
 
 
 def give_back_replies(session: Session, channel: str, external_id: str, worker_id: str,
-                      holding: list[int]) -> None:
-    """A `begin_reply` whose answer was lost (nothing was sent): the user's rows that it
-    may have claimed or started, and that no task of ours holds, go back to pending."""
+                      claimed_at: datetime) -> None:
+    """A `begin_reply` whose answer was lost (nothing was sent): the user's row it may have
+    claimed or started (ours, claimed at that call's `now`) goes back to pending. Rows of
+    earlier calls are left alone: one may have been sent."""
     rows = session.scalars(
         select(OutboxItem.id).join(User, User.id == OutboxItem.user_id)
         .where(User.channel == channel, User.external_id == external_id,
-               OutboxItem.claimed_by == worker_id,
-               OutboxItem.state.in_((CLAIMED, SENDING)),
-               OutboxItem.id.not_in(holding or [-1]))).all()
+               OutboxItem.claimed_by == worker_id, OutboxItem.claimed_at == claimed_at,
+               OutboxItem.state.in_((CLAIMED, SENDING)))).all()
     for item_id in rows:
         give_back(session, item_id, worker_id)
 

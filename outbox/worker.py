@@ -626,7 +626,8 @@ class Worker:
         if not task.cancelled() and (exc := task.exception()) is not None:
             self._failed("send task", exc)
 
-    async def _send_one(self, item_id: int, limit: asyncio.Semaphore, slot: float) -> None:
+    async def _send_one(self, item_id: int, limit: asyncio.Semaphore, slot: float) -> bool:
+        """Wait for the slot, record the attempt, call, record the outcome; True if sent."""
         try:
             fire = await self._wait_for_slot(slot)
             try:  # one try: a retry would find the row `sending` if the first committed
@@ -635,11 +636,10 @@ class Worker:
             except Exception as exc:  # nothing was sent: give the row back
                 self._failed("start_send", exc)
                 await self._persist("give_back", store.give_back, item_id, self.id)
-                return
+                return False
             if attempt is None:
-                return
-            await asyncio.sleep(max(0.0, fire - time.time()))
-            await self._record(item_id, await self._call(attempt))
+                return False
+            return await self._call_recorded(item_id, attempt, fire)
         finally:
             self.holding.discard(item_id)
             limit.release()
@@ -733,39 +733,41 @@ class Worker:
     # ------------------------------------------------------------------ fast path
     async def deliver(self, channel: str, external_id: str,
                       first_sent: Callable[[], None] | None = None,
-                      expected: int | None = None) -> int:
+                      rows: list[int] | None = None) -> int:
         """Send a user's due replies now, in order (right after their turn committed), each
         recorded before and after its call like any row. Returns how many were sent. A
         reply that must be retried is left to the workers (after its backoff).
         `first_sent` is called once the first of them reached Telegram (reply latency).
-        `expected`: how many rows the turn wrote; once that many are sent, no further look
-        (a transaction) for more: anything else due is the workers' (rare: an earlier
-        reply's retry)."""
+        `rows`: the rows the turn wrote; once all of them are sent, no further look (a
+        transaction) for more: anything else due is the workers' (rare: an earlier reply's
+        retry)."""
         sent = 0
+        left = set(rows) if rows else None  # this turn's rows not handled yet
         if not self.registered.is_set():  # just started, or the database was away
             await asyncio.wait_for(self.registered.wait(), timeout=30)
-        while not self.stop.is_set() and (expected is None or sent < expected):
+        while not self.stop.is_set() and (left is None or left):
             begun = await self._begin_reply(channel, external_id)
             if begun is None:
                 return sent
             item_id = begun.item_id
-            before = self.sent
             if begun.attempt is not None:  # recorded `sending`: call the API at its slot
                 try:
                     fire = max(begun.slot, self.last_fire + self.interval, time.time())
                     self.last_fire = fire
-                    await asyncio.sleep(max(0.0, fire - time.time()))
-                    await self._record(item_id, await self._call(begun.attempt))
+                    ok = await self._call_recorded(item_id, begun.attempt, fire)
                 finally:
                     self.holding.discard(item_id)
             elif begun.done:  # expired, or nobody to send it to
                 self.holding.discard(item_id)
+                ok = False
             else:  # its slot is later (a pause, a busy pacer): record the attempt then
                 one = asyncio.Semaphore(1)
                 await one.acquire()
-                await self._send_one(item_id, one, begun.slot)
-            if self.sent > before:
+                ok = await self._send_one(item_id, one, begun.slot)
+            if ok:
                 sent += 1
+                if left is not None:
+                    left.discard(item_id)
                 if sent == 1 and first_sent is not None:
                     with contextlib.suppress(Exception):
                         first_sent()
@@ -779,33 +781,53 @@ class Worker:
             await self._sleep(self.stop, wait)
         return sent
 
+    async def _call_recorded(self, item_id: int, attempt: store.Attempt,
+                             fire: float) -> bool:
+        """A started row (recorded `sending`, not yet called): wait for `fire` and any
+        pause, call the API and record the outcome; True if sent. Cancelled before the call
+        (shutdown), the row goes back to pending: nothing was sent."""
+        try:
+            await asyncio.sleep(max(0.0, fire - time.time()))
+            while time.time() < self.pause.until:  # a 429 came meanwhile
+                await asyncio.sleep(self.pause.until - time.time())
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.db(store.give_back, item_id, self.id))
+            raise
+        outcome = await self._call(attempt)
+        await self._record(item_id, outcome)
+        return outcome.kind == SENT
+
     async def _begin_reply(self, channel: str, external_id: str) -> store.ReplyStart | None:
         """Claim the user's next reply, its slot and (when it can go at once) its attempt,
         in one transaction (store.begin_reply). Nothing is sent before this returns, so if
         its answer is lost, what it may have committed goes back to pending."""
         for attempt in range(1, 4):
-            now_s = time.time()
+            await self.begin_gate.wait()
+            now_s, now = time.time(), _now()
             can_start = now_s >= self.pause.until and \
                 self.last_fire + self.interval <= now_s + LEAD_SECONDS
-            await self.begin_gate.wait()
             self.beginning += 1
             self.begins_idle.clear()
+            call = asyncio.ensure_future(self.db(
+                store.begin_reply, channel, external_id, self.id, now, self.interval, now_s,
+                now_s + LEAD_SECONDS if can_start else 0.0, self.per_chat, tries=1))
             try:
-                begun = await self.db(store.begin_reply, channel, external_id, self.id,
-                                      _now(), self.interval, now_s,
-                                      now_s + LEAD_SECONDS if can_start else 0.0,
-                                      self.per_chat, tries=1)
+                try:
+                    begun = await asyncio.shield(call)
+                except asyncio.CancelledError:  # (shutdown) its thread still commits:
+                    await self._give_back_begun(call, channel, external_id, now)
+                    raise
                 if begun is not None:
                     self.holding.add(begun.item_id)
                 break
             except Exception as exc:
                 self._failed("begin_reply", exc, quiet=attempt > 1)
-                try:
-                    await self.db(store.give_back_replies, channel, external_id, self.id,
-                                  sorted(self.holding))
-                except Exception:
+                # Nothing was sent: what this call may have committed (its rows carry its
+                # `now`) goes back to pending; until that is written, reconcile waits.
+                if not await self._persist("give_back", store.give_back_replies, channel,
+                                           external_id, self.id, now):
                     self.reconcile_needed = True
-                    raise exc from None
                 if attempt == 3 or not transient(exc):
                     raise
                 await asyncio.sleep(0.1 * 2 ** attempt)
@@ -814,6 +836,18 @@ class Worker:
                 if not self.beginning:
                     self.begins_idle.set()
         return begun
+
+    async def _give_back_begun(self, call: asyncio.Future, channel: str, external_id: str,
+                               now: datetime) -> None:
+        """A begin_reply whose caller was cancelled: wait for its thread, then give back
+        what it committed (nothing of it was sent)."""
+        with contextlib.suppress(BaseException):
+            await asyncio.wait([call])
+            if not call.cancelled() and call.exception() is None and call.result() is None:
+                return
+            await self.db(store.give_back_replies, channel, external_id, self.id, now)
+            return
+        self.reconcile_needed = True
 
     # ------------------------------------------------------------------ reports
     async def _reports(self) -> None:

@@ -101,17 +101,18 @@ def test_an_expired_reply_is_done_without_a_slot(sessions):
     assert row(sessions, item_id).state == store.EXPIRED
 
 
-def test_a_lost_answer_gives_the_users_unsent_rows_back(sessions):
+def test_a_lost_answer_gives_back_only_what_that_call_claimed(sessions):
     first, second = replies(sessions, "Satu", "Dua")
     begin(sessions, start_by=time.time() + 1)  # committed, but say its answer was lost
     with sessions.begin() as session:
-        store.give_back_replies(session, "telegram", CHAT, "w1", [])
+        store.give_back_replies(session, "telegram", CHAT, "w1", NOW)
     item = row(sessions, first)
     assert (item.state, item.attempts, item.claimed_by) == (store.PENDING, 0, None)
-    # A row a task of ours still holds is left alone.
-    begun = begin(sessions, start_by=time.time() + 1)
+    # A row an earlier call claimed (it may have been sent) is left alone.
+    begin(sessions, start_by=time.time() + 1)
     with sessions.begin() as session:
-        store.give_back_replies(session, "telegram", CHAT, "w1", [begun.item_id])
+        store.give_back_replies(session, "telegram", CHAT, "w1",
+                                NOW + timedelta(milliseconds=5))
     assert row(sessions, first).state == store.SENDING
     assert row(sessions, second).state == store.PENDING
 
@@ -143,3 +144,23 @@ def test_deliver_sends_a_users_replies_in_order_through_the_fast_path(sessions, 
     assert not worker.holding
     assert not [r for r in caplog.records if r.name == "outbox.worker"], \
         "the fast path ran without errors (a failing fast path only shows in the log)"
+
+
+def test_deliver_stops_after_the_turns_rows_even_behind_an_older_reply(sessions):
+    """An older reply still due (its fast path failed) goes first, in order; the turn's
+    own rows are all sent all the same, and nothing later is looked for."""
+    older, = replies(sessions, "Balasan lama")
+    mine = replies(sessions, "Satu", "Dua")
+    later, = replies(sessions, "Nanti")  # (say: queued by a later turn meanwhile)
+    sender = Recorder()
+    worker = Worker(sessions, sender, WorkerConfig(rate=100), worker_id="w1",
+                    claiming=False)
+
+    async def go() -> int:
+        worker.registered.set()
+        return await worker.deliver("telegram", CHAT, rows=mine)
+
+    assert asyncio.run(go()) == 3
+    assert [text for _, text in sender.sent] == ["Balasan lama", "Satu", "Dua"]
+    assert row(sessions, later).state == store.PENDING
+    assert row(sessions, older).state == store.SENT
