@@ -29,8 +29,11 @@ class GuardedNLU:
                  max_waiting: int | None = None) -> None:
         self.inner = inner
         self.slots = threading.BoundedSemaphore(max_concurrent)
-        # Calls waiting for a slot; beyond this many, a call is refused at once.
-        self.max_waiting = max_concurrent * 4 if max_waiting is None else max_waiting
+        # Calls waiting for a slot; beyond this many, a call is refused at once. Generous:
+        # a burst of 40-60 users writing at once is ordinary (a broadcast, a class of KPM
+        # with their pendamping) and waits about a second; only a queue this long behind a
+        # slow NLU is refused (each wait is still bounded by wait_seconds).
+        self.max_waiting = max_concurrent * 16 if max_waiting is None else max_waiting
         self._waiting = 0
         self.failures = failures
         self.open_seconds = open_seconds
