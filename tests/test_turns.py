@@ -311,6 +311,15 @@ def test_processed_updates_are_forgotten_after_a_day(sqlite_engine):
         assert [r.update_id for r in session.scalars(select(InboxUpdate))] == [2, 3]
 
 
+def _parse_noting(guarded: GuardedNLU, results: list[str]) -> None:
+    """One parse through the guard; "ok" or "busy" (refused) appended to `results`."""
+    try:
+        guarded.parse("halo")
+        results.append("ok")
+    except NLUUnavailable:
+        results.append("busy")
+
+
 def test_a_burst_of_60_users_waits_for_the_nlu_instead_of_being_refused():
     """60 parses at once on the default guard (4 in flight): all answered, none refused
     with "gangguan" (the queue limit was 16 and shed ordinary bursts, seen in the
@@ -324,15 +333,8 @@ def test_a_burst_of_60_users_waits_for_the_nlu_instead_of_being_refused():
 
     guarded = GuardedNLU(Quick(), max_concurrent=4, wait_seconds=5)
     results: list[str] = []
-
-    def call():
-        try:
-            guarded.parse("halo")
-            results.append("ok")
-        except NLUUnavailable:
-            results.append("busy")
-
-    threads = [threading.Thread(target=call) for _ in range(60)]
+    threads = [threading.Thread(target=_parse_noting, args=(guarded, results))
+               for _ in range(60)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -352,15 +354,8 @@ def test_a_slow_nlu_refuses_calls_beyond_its_queue_at_once():
 
     guarded = GuardedNLU(Slow(), max_concurrent=2, max_waiting=2, wait_seconds=5)
     results: list[str] = []
-
-    def call():
-        try:
-            guarded.parse("halo")
-            results.append("ok")
-        except NLUUnavailable:
-            results.append("busy")
-
-    threads = [threading.Thread(target=call) for _ in range(4)]  # 2 in flight, 2 waiting
+    threads = [threading.Thread(target=_parse_noting, args=(guarded, results))
+               for _ in range(4)]  # 2 in flight, 2 waiting
     for thread in threads:
         thread.start()
     deadline = __import__("time").monotonic() + 5
