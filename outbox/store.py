@@ -133,7 +133,8 @@ def live_workers(session: Session, now: datetime) -> int:
 def _claimable(now: datetime, per_chat: timedelta):
     """Due pending rows whose recipient has nothing in flight; bulk rows (priority > 0)
     also wait `per_chat` after the recipient's last message (replies do not); a reply
-    waits for the replies before it (in order per chat, also after a retry's backoff)."""
+    waits for the replies before it (in order per chat, also after a retry's backoff).
+    The fast path's `_reply_statements` restates these for replies: keep them in step."""
     other = aliased(OutboxItem)
     busy = exists().where(other.user_id == OutboxItem.user_id, or_(
         other.state.in_((CLAIMED, SENDING)),
@@ -231,7 +232,8 @@ _REPLY_STATEMENTS: dict[str, tuple[Any, Any]] = {}
 
 def _reply_statements(dialect: str) -> tuple[Any, Any]:
     """claim_reply's two statements, built once per dialect: pick the user's next due
-    reply (the conditions of `_claimable` for a reply), then mark it claimed."""
+    reply (the conditions of `_claimable` for a reply: keep the two in step), then mark it
+    claimed."""
     if dialect not in _REPLY_STATEMENTS:
         items, users = OutboxItem.__table__, User.__table__
         other = items.alias("other")
