@@ -11,7 +11,8 @@ each category a list of words and phrases. The matcher reads a whole answer such
   letter, unless it is a common word of its own (COMMON: "batal" is not "bawal");
 - the longest phrase wins ("mie ayam" is kuliner although "ayam" alone is farming), then
   one of the seven fields before the other categories, exact before approximate, then the
-  earliest; phrases of the category `abaikan` ("tidak
+  earliest; a farm and visitors in one answer are agrowisata ("kebun jambu kristal buat
+  wisata petik"), whichever phrase is longer; phrases of the category `abaikan` ("tidak
   tahu") only use up their words so that they match nothing else.
 """
 
@@ -26,6 +27,8 @@ from pathlib import Path
 import yaml
 
 IGNORE = "abaikan"  # phrases that hide their words from every other category
+FARMING = "budi_daya_pertanian"
+VISITORS = "agrowisata"  # a farm opened to visitors: wins over FARMING in the same answer
 # Categories that are not one of the seven fields: at equal length a field wins
 # ("keliling jualan bakso" is kuliner, "kerja di bengkel" is jasa).
 OTHERS = frozenset({"lainnya", "belum_ada", "perlu_dinilai", IGNORE})
@@ -200,12 +203,22 @@ class Lexicon:
                         found.append((-len(key), self.category[key] in OTHERS, total,
                                       start, key))
         used: set[int] = set()
+        best: Match | None = None
         for *_, start, key in sorted(found):
             span = set(range(start, start + len(key)))
             if span & used:
                 continue
             used |= span
             category = self.category[key]
-            if category != IGNORE:
-                return Match(category, " ".join(key), " ".join(typed[start:start + len(key)]))
-        return None
+            if category == IGNORE:
+                continue
+            match = Match(category, " ".join(key), " ".join(typed[start:start + len(key)]))
+            if best is None:
+                best = match
+                if category != FARMING:
+                    return best
+            elif category == VISITORS:
+                # A farm that takes visitors is agrowisata, however long the crop's name:
+                # "kebun jambu kristal buat wisata petik".
+                return match
+        return best

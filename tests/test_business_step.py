@@ -237,6 +237,11 @@ def test_a_phrase_under_two_fields_is_refused():
     ("main game", None),
     ("kabupaten bogor", None),
     ("pendaftaran sy yg kemarin gmn", None),
+    # A farm that takes visitors is agrowisata, even when the crop's phrase is longer.
+    ("kebun jambu kristal buat wisata petik", "agrowisata"),
+    ("sawah sy dibuka buat wisata sawah", "agrowisata"),
+    ("kebun jambu kristal", "budi_daya_pertanian"),
+    ("wisata petik jeruk", "agrowisata"),
 ])
 def test_matching(typed, category):
     found = lexicon().match(typed)
