@@ -14,7 +14,7 @@ export NLU_PORT
 # development key is made in data/dev-data-key (never for production; PostgreSQL refuses).
 DATA_KEY_NOTE := test -n "$$PROKUS_DATA_KEY$$PROKUS_DATA_KEY_FILE" || echo "==> No PROKUS_DATA_KEY set: personal data is encrypted with the local development key $${PROKUS_DEV_KEY_FILE:-data/dev-data-key}"
 
-.PHONY: help setup train db chat test run worker web nlu-serve nlu-eval nlu-validate nlu-compare conversations conversations-fresh bench bench-broadcast bench-load bench-e2e bench-web lint clean
+.PHONY: help setup train db chat test run worker web nlu-serve nlu-eval nlu-validate nlu-compare nlu-seeds conversations conversations-fresh bench bench-broadcast bench-load bench-e2e bench-web lint clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -84,8 +84,11 @@ nlu-validate: setup ## Check the NLU data with `rasa data validate`
 	@cd $(CURDIR) && PYTHONPATH=$(CURDIR) RASA_TELEMETRY_ENABLED=false $(NLU_VENV)/bin/rasa data validate \
 	  --config config.yml --domain nlu/domain.yml --data nlu/data --fail-on-warnings
 
-nlu-compare: setup ## Compare pipelines, 5-fold CV, timings (slow: ~30 min) -> results/nlu-compare.json
+nlu-compare: setup ## Compare pipelines, 5-fold CV, timings (slow: ~75 min) -> results/nlu-compare.json
 	@$(NLU_VENV)/bin/python scripts/nlu_compare.py --folds $(or $(FOLDS),5)
+
+nlu-seeds: setup ## Ours vs Rasa's default over several training seeds (~30 min) -> results/nlu-seeds.json
+	@$(NLU_VENV)/bin/python scripts/nlu_compare.py --seeds $(or $(SEEDS),1 2 3)
 
 bench: $(VENV)/.installed ## Benchmarks: KPM import (1M rows, SQLite + PostgreSQL), NIK lookup, region load/match
 	@$(VENV)/bin/python scripts/bench_kpm.py --rows $(or $(ROWS),1000000)

@@ -64,6 +64,81 @@ def configs(tmp: Path) -> dict[str, Path]:
     }
 
 
+# ------------------------------------------------------------------ seeds
+SEEDED = ("DIETClassifier", "ResponseSelector")  # the steps that draw random numbers
+
+
+def rasa_default_pipeline() -> list[dict]:
+    """The pipeline Rasa fills in for rasa-default.yml, read from the comment it wrote there."""
+    text = (ROOT / "nlu" / "configs" / "rasa-default.yml").read_text()
+    body = "\n".join(line[4:] for line in text.splitlines() if line.startswith("#   "))
+    pipeline = yaml.safe_load(body)
+    assert pipeline and pipeline[0]["name"] == "WhitespaceTokenizer", "rasa-default.yml changed"
+    return pipeline
+
+
+def seeded_config(name: str, seed: int, tmp: Path) -> Path:
+    """`name`'s config with every random step given `seed`.
+
+    Rasa's default pipeline sets no seed, so two trainings on the same data differ; ours
+    ships with seed 42. Comparing one draw of each says little: the seed study trains each
+    pipeline once per seed and reports the spread.
+    """
+    if name == "ours":
+        config = yaml.safe_load((ROOT / "config.yml").read_text())
+    elif name == "rasa-default":
+        config = {"recipe": "default.v1", "language": "id",
+                  "pipeline": rasa_default_pipeline(), "policies": []}
+    else:
+        raise ValueError(f"no seeded config for {name}")
+    steps = [step for step in config["pipeline"] if step["name"] in SEEDED]
+    assert len(steps) == 2, f"{name}: expected DIET and ResponseSelector"
+    for step in steps:
+        step["random_seed"] = seed
+    path = tmp / f"{name}-seed{seed}.yml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
+    return path
+
+
+def seed_study(seeds: list[int], names: list[str], tests: dict[str, list[tuple[str, str]]],
+               tmp: Path) -> dict[str, dict]:
+    """Train each pipeline once per seed on nlu/data; score every held-out set."""
+    from statistics import mean, pstdev
+
+    results: dict[str, dict] = {}
+    for name in names:
+        runs: dict[str, list[dict]] = defaultdict(list)
+        for seed in seeds:
+            summaries = evaluate_pipeline(f"{name} seed {seed}", seeded_config(name, seed, tmp),
+                                          tests, DATA, tmp / f"{name}-seed{seed}")
+            for set_name, summary in summaries.items():
+                summary.pop("errors")
+                runs[set_name].append({"seed": seed, **summary})
+        results[name] = {"seeds": seeds, "sets": {}}
+        for set_name, rows in runs.items():
+            stats = {}
+            for key in ("intent_accuracy", "macro_f1", "oos_recall"):
+                values = [r[key] for r in rows]
+                stats[key] = {"mean": round(mean(values), 4), "sd": round(pstdev(values), 4),
+                              "min": min(values), "max": max(values), "runs": values}
+            results[name]["sets"][set_name] = stats
+    return results
+
+
+def print_seed_table(results: dict[str, dict]) -> None:
+    names = list(results)
+    sets = list(next(iter(results.values()))["sets"])
+    print("\nIntent accuracy over seeds, mean ± sd (min–max):")
+    print("| set | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for set_name in sets:
+        cells = []
+        for name in names:
+            acc = results[name]["sets"][set_name]["intent_accuracy"]
+            cells.append(f"{acc['mean']:.3f} ± {acc['sd']:.3f} ({acc['min']:.3f}–{acc['max']:.3f})")
+        print(f"| {set_name} | " + " | ".join(cells) + " |")
+
+
 # ------------------------------------------------------------------ Rasa pipelines
 def train_rasa(config: Path, data: Path, out: Path) -> tuple[Path, float]:
     from rasa.model_training import train_nlu
@@ -216,8 +291,15 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="pipelines to run (default: all)")
     parser.add_argument("--extra", nargs="*", default=[], metavar="NAME=CONFIG",
                         help="more Rasa configs to compare (for experiments)")
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "nlu-compare.json")
+    parser.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                        help="seed study instead: train ours and Rasa's default once per seed "
+                             "on the whole data, score the held-out sets, report the spread "
+                             "(default output results/nlu-seeds.json)")
+    parser.add_argument("--out", type=Path, help="JSON output (default results/nlu-compare.json)")
     args = parser.parse_args()
+    if args.out is None:
+        name = "nlu-seeds.json" if args.seeds else "nlu-compare.json"
+        args.out = ROOT / "results" / name
     logging.disable(logging.WARNING)
     from rasa.utils.log_utils import configure_structlog
 
@@ -233,6 +315,15 @@ def main() -> None:
              "fresh_4": load_examples(FRESH_SET_4), "fresh_5": load_examples(FRESH_SET_5)}
     results: dict[str, dict] = {}
     print(f"Held-out sets: {', '.join(f'{k} {len(v)}' for k, v in tests.items())}", flush=True)
+    if args.seeds:
+        names = [n for n in ("ours", "rasa-default") if args.only is None or n in args.only]
+        results = seed_study(args.seeds, names, tests, tmp)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2))
+        shutil.rmtree(tmp, ignore_errors=True)
+        print_seed_table(results)
+        print(f"\nwritten: {args.out}")
+        return
     for name, config in pipelines.items():
         results[name] = evaluate_pipeline(name, config, tests, DATA, tmp / name, sweep=True)
     if args.folds:
