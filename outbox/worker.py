@@ -201,6 +201,9 @@ class Worker:
         self.claim_rate = self.config.rate  # what the last claim's rows were sent at
         self.meta: dict[int, store.MessageMeta] = {}  # per message, loaded once
         self.outcomes: list[tuple[int, Outcome]] = []  # sent, waiting to be recorded
+        # One flush at a time: a flush that finds the buffer empty while another is still
+        # writing waits for that write, so "nothing left to record" is true when it returns.
+        self.flushing = asyncio.Lock()
         self.record_wake = asyncio.Event()
         self.recording = False
 
@@ -596,18 +599,25 @@ class Worker:
                 self._failed("record", exc)
 
     async def _flush_outcomes(self) -> None:
-        if not self.outcomes:
+        """Write the buffered outcomes. Returns only once every outcome buffered before the
+        call is written (or given up), also those another flush (the recorder's) took: the
+        --until-idle check relies on it (else the last report was queued after the loop and
+        never sent)."""
+        if not self.outcomes and not self.flushing.locked():
             return
-        batch, self.outcomes = self.outcomes, []
-        now = _now()
-        sent = [item_id for item_id, outcome in batch if outcome.kind == SENT]
-        writes = [self._outcome_write(item_id, outcome, now) for item_id, outcome in batch
-                  if outcome.kind != SENT]
-        try:
-            if await self._persist("record", self._record_all, sent, writes, now):
-                self.finished_since_report = True
-        finally:  # given up: reconcile makes what was `sending` uncertain
-            self.holding.difference_update(item_id for item_id, _ in batch)
+        async with self.flushing:
+            if not self.outcomes:
+                return
+            batch, self.outcomes = self.outcomes, []
+            now = _now()
+            sent = [item_id for item_id, outcome in batch if outcome.kind == SENT]
+            writes = [self._outcome_write(item_id, outcome, now) for item_id, outcome in batch
+                      if outcome.kind != SENT]
+            try:
+                if await self._persist("record", self._record_all, sent, writes, now):
+                    self.finished_since_report = True
+            finally:  # given up: reconcile makes what was `sending` uncertain
+                self.holding.difference_update(item_id for item_id, _ in batch)
 
     def _record_all(self, session: Session, sent: list[int],
                     writes: list[tuple[Callable[..., Any], tuple]], now: datetime) -> None:
