@@ -196,7 +196,9 @@ def test_an_outcome_is_recorded_however_long_the_database_takes(sessions, monkey
     calls = fail_first(monkeypatch, "finish_sends", 8)  # batched outcomes
     sender = FakeSender()
     run(sessions, sender)
-    assert len(calls) >= 10
+    # 8 refused, then the write that took (both outcomes may be in one batch: flushes take
+    # turns, so a flush waiting for the recorder's retries writes what came meanwhile too).
+    assert len(calls) >= 9
     assert sender.per_chat() == Counter({str(FIRST_CHAT): 1, str(FIRST_CHAT + 1): 1})
     assert states(sessions) == Counter({"sent": 2})
 
