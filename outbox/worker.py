@@ -851,13 +851,14 @@ class Worker:
                                now: datetime) -> None:
         """A begin_reply whose caller was cancelled: wait for its thread, then give back
         what it committed (nothing of it was sent)."""
-        with contextlib.suppress(BaseException):
+        try:
             await asyncio.wait([call])
-            if not call.cancelled() and call.exception() is None and call.result() is None:
-                return
-            await self.db(store.give_back_replies, channel, external_id, self.id, now)
-            return
-        self.reconcile_needed = True
+            claimed_nothing = (not call.cancelled() and call.exception() is None
+                               and call.result() is None)
+            if not claimed_nothing:
+                await self.db(store.give_back_replies, channel, external_id, self.id, now)
+        except BaseException:  # (cancelled again) reconcile gives the rows back
+            self.reconcile_needed = True
 
     # ------------------------------------------------------------------ reports
     async def _reports(self) -> None:

@@ -164,3 +164,33 @@ def test_deliver_stops_after_the_turns_rows_even_behind_an_older_reply(sessions)
     assert [text for _, text in sender.sent] == ["Balasan lama", "Satu", "Dua"]
     assert row(sessions, later).state == store.PENDING
     assert row(sessions, older).state == store.SENT
+
+
+def test_a_fast_path_cancelled_during_begin_reply_gives_the_row_back(sessions, monkeypatch):
+    """Shutdown cancels deliver() while begin_reply's transaction is still running in its
+    thread. That transaction commits the claim all the same; nothing was sent, so the row
+    goes back to pending for the workers (not left claimed until a reconcile)."""
+    item_id, = replies(sessions, "Satu")
+    real_begin = store.begin_reply
+
+    def slow_begin(*args, **kw):
+        time.sleep(0.3)
+        return real_begin(*args, **kw)
+
+    monkeypatch.setattr(store, "begin_reply", slow_begin)
+    sender = Recorder()
+    worker = Worker(sessions, sender, WorkerConfig(rate=100), worker_id="w1",
+                    claiming=False)
+
+    async def go() -> None:
+        worker.registered.set()
+        task = asyncio.create_task(worker.deliver("telegram", CHAT))
+        await asyncio.sleep(0.1)  # begin_reply is under way in its thread
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(go())
+    assert sender.sent == []
+    item = row(sessions, item_id)
+    assert (item.state, item.claimed_by) == (store.PENDING, None)

@@ -324,11 +324,9 @@ def test_a_burst_of_60_users_waits_for_the_nlu_instead_of_being_refused():
     """60 parses at once on the default guard (4 in flight): all answered, none refused
     with "gangguan" (the queue limit was 16 and shed ordinary bursts, seen in the
     load-balancer test once the bot got faster)."""
-    import time as clock
-
     class Quick(FakeNLU):
         def parse(self, text_):
-            clock.sleep(0.02)
+            time.sleep(0.02)
             return super().parse(text_)
 
     guarded = GuardedNLU(Quick(), max_concurrent=4, wait_seconds=5)
@@ -358,8 +356,8 @@ def test_a_slow_nlu_refuses_calls_beyond_its_queue_at_once():
                for _ in range(4)]  # 2 in flight, 2 waiting
     for thread in threads:
         thread.start()
-    deadline = __import__("time").monotonic() + 5
-    while guarded._waiting < 2 and __import__("time").monotonic() < deadline:
+    deadline = time.monotonic() + 5
+    while guarded._waiting < 2 and time.monotonic() < deadline:
         threading.Event().wait(0.01)
     with pytest.raises(NLUUnavailable, match="busy"):
         guarded.parse("halo")  # the fifth: refused without waiting
