@@ -525,9 +525,12 @@ class Dialogue:
         if step in form.verbatim_steps:
             return self._checked(ctx, form, form.answer(ctx, text, None))
         if is_greeting(text):
+            greeting = len(ctx.replies)
             ctx.say("form_greeting")
             if step == "consent" and isinstance(form, NikForm):
                 form.reject(ctx, Invalid("consent_unclear", {}))  # counts as not answered
+                if "form" not in ctx.state:  # that ended it: no "we go on" before the end
+                    del ctx.replies[greeting]
             else:
                 form.ask(ctx)
             return "greeting"

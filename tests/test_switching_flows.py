@@ -157,6 +157,17 @@ def test_an_abandoned_consent_ends_politely(bot, texts, sqlite_engine):
     assert chat.text == texts("thanks")
 
 
+def test_a_greeting_that_ends_an_abandoned_consent_does_not_say_we_go_on(bot, texts,
+                                                                          sqlite_engine):
+    """The second unclear answer is a greeting: the form ends, so no "Kita lanjutkan ya"
+    before "tidak saya lanjutkan" (seen in the console chat)."""
+    chat = Chat(bot).send("/daftar").send("makasih")
+    assert form_of(sqlite_engine)["step"] == "consent"
+    chat.send("halo")
+    assert chat.text == texts("consent_abandoned", command="/daftar")
+    assert form_of(sqlite_engine) is None
+
+
 def test_one_unclear_consent_answer_still_waits(bot, texts, sqlite_engine):
     chat = Chat(bot).send("/cek").send("mungkin")
     assert chat.text == texts("consent_unclear")
